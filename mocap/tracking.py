@@ -15,7 +15,12 @@ converted here, at the edge, to pixels and to our camera frame (see
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import re
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +69,42 @@ class TrackOptions:
 
 _END = object()
 
+# MediaPipe's C++ start-up chatter, written straight to file descriptor 2
+_NATIVE_NOISE = re.compile(
+    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+    r"|[IW]0000 .*(inference_feedback_manager|gl_context|landmark_projection_calculator)"
+    r"|[IW]0000 .*Feedback manager requires)")
+
+
+@contextlib.contextmanager
+def native_log_filter():
+    """Hold back MediaPipe's known log lines on stderr (fd 2) and pass any other line
+    through when the block ends, so users see real problems but not the noise.
+
+    Yields a text stream on the real stderr for output that must appear at once (the
+    progress bar)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by a non-file (e.g. pytest capture)
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    console = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield console
+        finally:
+            sys.stderr.flush()
+            console.close()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not _NATIVE_NOISE.search(line):
+                    print(line, file=sys.stderr)
+
 
 def prefetched(frames: Iterator, depth: int) -> Iterator:
     """Run ``frames`` in a background thread, ``depth`` items ahead of the consumer.
@@ -108,6 +149,12 @@ def prefetched(frames: Iterator, depth: int) -> Iterator:
     finally:
         stop.set()
         th.join(timeout=5.0)
+
+
+def _closing(stack: contextlib.ExitStack, obj):
+    """Register ``obj.close`` on ``stack`` and return ``obj``."""
+    stack.callback(obj.close)
+    return obj
 
 
 def _lm_array(lms, n: int, with_vis: bool = False):
@@ -193,13 +240,18 @@ def track(source, *, options: TrackOptions | None = None, start: float | None = 
         hi = min(end if end is not None else info.duration_s, info.duration_s)
         total = max(int(round((hi - lo) * info.nominal_fps)), 0) or None
 
+    n_face = 478 if opts.refine_face else 468
+    interrupted = None
+    t_wall0 = time.perf_counter()
+    stack = contextlib.ExitStack()
+    console = stack.enter_context(native_log_filter())
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="frame", desc="tracking", dynamic_ncols=True, leave=True)
-
-    holistic = mp.solutions.holistic.Holistic(
+        bar = stack.enter_context(
+            tqdm(total=total, unit="frame", desc="tracking", dynamic_ncols=True, leave=True, file=console))
+    holistic = _closing(stack, mp.solutions.holistic.Holistic(
         static_image_mode=(info.kind == "image"),
         model_complexity=opts.model_complexity,
         smooth_landmarks=opts.smooth_landmarks,
@@ -207,11 +259,8 @@ def track(source, *, options: TrackOptions | None = None, start: float | None = 
         refine_face_landmarks=opts.refine_face,
         min_detection_confidence=opts.min_detection_confidence,
         min_tracking_confidence=opts.min_tracking_confidence,
-    )
-    n_face = 478 if opts.refine_face else 468
-    interrupted = None
-    t_wall0 = time.perf_counter()
-    frames = prefetched(source.frames(start=start, end=end), opts.prefetch)
+    ))
+    frames = _closing(stack, prefetched(source.frames(start=start, end=end), opts.prefetch))
     try:
         for t, rgb, idx in frames:
             rgb.flags.writeable = False
@@ -269,10 +318,7 @@ def track(source, *, options: TrackOptions | None = None, start: float | None = 
     except KeyboardInterrupt:
         interrupted = buf["t"].n
     finally:
-        frames.close()
-        holistic.close()
-        if bar is not None:
-            bar.close()
+        stack.close()
     wall = time.perf_counter() - t_wall0
 
     T = buf["t"].n
