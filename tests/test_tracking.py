@@ -278,3 +278,17 @@ def test_footage_error_for_zero_frames(tmp_path):
     p.write_bytes(b"")
     with pytest.raises(FootageError):
         open_source(p)
+
+
+def test_demo_writes_take_and_overlay(clips, tmp_path):
+    r = subprocess.run(UNDERSTUDY + ["demo", "--input", str(clips["small"]), "-o", str(tmp_path / "demo"), "-q",
+                                     "--end", "0.6"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(load_take(tmp_path / "demo" / "take")) == 15
+    assert len(ffprobe_times(tmp_path / "demo" / "overlay.mp4")) == 15
+
+
+def test_demo_without_input_says_what_to_do(tmp_path):
+    r = subprocess.run(UNDERSTUDY + ["demo", "-o", str(tmp_path / "demo")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "--input" in r.stderr and "--webcam" in r.stderr and "Traceback" not in r.stderr
