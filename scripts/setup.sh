@@ -62,7 +62,7 @@ install_all() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import mocap' >/dev/null 2>&1; then
     log "installing Understudy and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test]"
+    .venv/bin/python -m pip install -q -e ".[test,blender]"
     echo "$want" > "$stamp"
   fi
 }
