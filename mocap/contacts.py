@@ -1,0 +1,538 @@
+"""Foot contacts, foot locking and the foot-skate metric.
+
+A foot is **in contact** when it is low *and* slow. Contact detection uses hysteresis
+(two thresholds per test, as a thermostat does) so a foot hovering at a threshold does
+not flicker: it *enters* contact when its lowest point is below ``height_on`` = 5 cm and
+its speed below ``speed_on`` = 0.25 m/s, and *leaves* only when it rises above
+``height_off`` = 8 cm or moves faster than ``speed_off`` = 0.4 m/s; in between it keeps
+its state. (A walker's swing foot averages about 3 m/s and clears the floor by 5-10 cm,
+so the off thresholds leave a wide margin while jitter of a few mm and 0.1 m/s on a
+planted foot stays inside them.) Contacts shorter than ``min_duration_s`` = 0.1 s are
+dropped and gaps shorter than ``min_gap_s`` = 0.05 s are closed. Speeds are central
+differences over ``speed_window_s`` = 0.05 s of the mean of the foot's points. Heights
+are world y (floor at 0, metres).
+
+**Foot locking** (:func:`lock_feet`) plants the foot through each contact:
+
+1. Targets. Over a contact segment the ankle (the ``foot`` joint) is held at the
+   segment's mean position (``anchor="mean"``; or its first frame, ``"start"``), its
+   height clamped to at least the ankle's rest height above the floor; the foot's global
+   rotation is held at the segment's mean, so the toe joint is planted too. For
+   ``blend_s`` = 0.1 s on either side the correction (target minus original, taken at
+   the boundary frame) fades in and out with a smoothstep, so there is no pop.
+2. Root. Where a target is out of the leg's reach, the root is lowered (then shifted)
+   just enough for every locked leg to reach; the lowering is max-filtered then
+   box-filtered over the blend window so it eases in and out yet never falls short.
+3. Two-bone IK (analytic, after D. Holden's "simple two joint IK"): the knee is set to
+   the flexion that makes the hip-ankle distance right (law of cosines), bending about
+   the knee's own hinge axis (estimated from the motion's bent frames, in the thigh's
+   frame), so the bend plane is kept and the knee never hyperextends (flexion in
+   [0, pi)); the thigh is turned within the bend plane back onto the original hip-ankle
+   line and then swung by the smallest rotation onto the target. Bone lengths cannot
+   change: only rotations (and the root track) are edited.
+4. Floor. Any foot point (ankle, toes, toe tip) below y = 0 raises that leg's target by
+   the depth (eased like the root), the IK runs again, and anything left lifts the root.
+
+Joint names are parameters (``legs``), defaulting to the canonical skeleton's
+(``leftUpperLeg, leftLowerLeg, leftFoot, leftToes``...). Frames are vectorised; the
+only Python loops run over legs, contact segments and a few projection iterations.
+
+:func:`foot_skate` measures the result: centimetres slid horizontally while in contact
+(per contact, mean and max) and the floor penetration (deepest point below 0, share of
+frames with any foot point below it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UsageError
+from .glossary import A2Q, FORWARD, Q_inv, Q_mul
+from .motion import Motion, fk, quat_rotate, slerp
+
+__all__ = [
+    "DEFAULT_LEGS",
+    "contact_segments",
+    "detect_contacts",
+    "motion_contacts",
+    "foot_points",
+    "lock_feet",
+    "foot_skate",
+]
+
+DEFAULT_LEGS: dict[str, tuple[str, str, str, str | None]] = {
+    "left": ("leftUpperLeg", "leftLowerLeg", "leftFoot", "leftToes"),
+    "right": ("rightUpperLeg", "rightLowerLeg", "rightFoot", "rightToes"),
+}
+"""Per side: (thigh, shin, foot = ankle, toes or None) joint names of the canonical skeleton."""
+
+_PENETRATION_TOL = 1e-4
+"""Metres below y = 0 that :func:`foot_skate` still counts as "on" the floor (0.1 mm)."""
+
+
+# -- segments and detection -----------------------------------------------------------------
+
+
+def contact_segments(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` half-open frame ranges where ``mask`` ``(T,)`` is True."""
+    m = np.asarray(mask, dtype=bool).astype(np.int8)
+    d = np.diff(np.concatenate([[0], m, [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+
+
+def _speed(x: np.ndarray, ts: np.ndarray, window_s: float) -> np.ndarray:
+    T = len(ts)
+    if T < 2:
+        return np.zeros(T)
+    dt = float(np.median(np.diff(ts)))
+    h = max(1, int(round(0.5 * window_s / dt)))
+    i = np.arange(T)
+    i0, i1 = np.clip(i - h, 0, T - 1), np.clip(i + h, 0, T - 1)
+    return np.linalg.norm(x[i1] - x[i0], axis=-1) / (ts[i1] - ts[i0])
+
+
+def detect_contacts(
+    foot_points: np.ndarray,
+    timestamps: np.ndarray,
+    *,
+    height_on: float = 0.05,
+    height_off: float = 0.08,
+    speed_on: float = 0.25,
+    speed_off: float = 0.4,
+    speed_window_s: float = 0.05,
+    min_duration_s: float = 0.1,
+    min_gap_s: float = 0.05,
+) -> np.ndarray:
+    """``(T,)`` bool: frames in which one foot touches the floor.
+
+    ``foot_points`` ``(T, k, 3)`` (or ``(T, 3)``) world metres, the foot's points (heel,
+    toe, ankle...); ``timestamps`` ``(T,)`` s. Height = the lowest point's y; speed = the
+    points' mean, m/s. Thresholds and the hysteresis rule are in the module docstring.
+    The state is held through frames with NaN points, which are then reported False.
+    """
+    X = np.asarray(foot_points, dtype=float)
+    if X.ndim == 2:
+        X = X[:, None]
+    ts = np.asarray(timestamps, dtype=float)
+    if X.ndim != 3 or X.shape[-1] != 3 or X.shape[0] != ts.shape[0] or ts.ndim != 1:
+        raise UsageError(f"foot_points must be (T, k, 3) and timestamps (T,), got {np.shape(foot_points)} "
+                         f"and {ts.shape}")
+    if not (height_on <= height_off and speed_on <= speed_off):
+        raise UsageError(f"hysteresis needs height_on <= height_off and speed_on <= speed_off, got "
+                         f"height {height_on}/{height_off} m, speed {speed_on}/{speed_off} m/s")
+    T = len(ts)
+    seen = np.all(np.isfinite(X), axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        height = np.where(seen, np.min(np.where(seen[:, None], X[..., 1], 0.0), axis=1), np.nan)
+        speed = _speed(X.mean(axis=1), ts, speed_window_s)
+        on = (height < height_on) & (speed < speed_on)
+        off = ((height > height_off) | (speed > speed_off)) & ~on
+    ev = np.where(on, 1, np.where(off, -1, 0))
+    last = np.maximum.accumulate(np.where(ev != 0, np.arange(T), -1))
+    state = np.where(last >= 0, ev[np.maximum(last, 0)] == 1, False)
+    if T >= 2:
+        dt = float(np.median(np.diff(ts)))
+        gap_n = int(round(min_gap_s / dt))
+        min_n = max(1, int(round(min_duration_s / dt)))
+        segs = contact_segments(state)
+        for (_, e0), (s1, _) in zip(segs[:-1], segs[1:]):
+            if s1 - e0 < gap_n and np.all(seen[e0:s1]):
+                state[e0:s1] = True
+        for s, e in contact_segments(state):
+            if e - s < min_n:
+                state[s:e] = False
+    return state & seen
+
+
+# -- leg plumbing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Leg:
+    thigh: int
+    shin: int
+    foot: int
+    toes: int  # -1 when there is none
+    tip_joint: int  # joint carrying the end site (toes or foot), -1 if none
+    tip_offset: np.ndarray | None
+
+    def points(self, P: np.ndarray, Qg: np.ndarray) -> np.ndarray:
+        """``(T, k, 3)`` foot points: ankle, toes joint, toe tip (those that exist)."""
+        pts = [P[:, self.foot]]
+        if self.toes >= 0:
+            pts.append(P[:, self.toes])
+        if self.tip_joint >= 0:
+            pts.append(P[:, self.tip_joint] + quat_rotate(Qg[:, self.tip_joint], self.tip_offset))
+        return np.stack(pts, axis=1)
+
+
+def _resolve_legs(skeleton, legs: Mapping[str, tuple] | None) -> dict[str, _Leg]:
+    legs = DEFAULT_LEGS if legs is None else legs
+    out = {}
+    for side, names in legs.items():
+        if len(names) not in (3, 4):
+            raise UsageError(f"leg {side!r} must name (thigh, shin, foot[, toes]) joints, got {names!r}")
+        thigh, shin, foot = (skeleton.index(n) for n in names[:3])
+        toes = skeleton.index(names[3]) if len(names) == 4 and names[3] is not None else -1
+        if skeleton.parents[shin] != thigh or skeleton.parents[foot] != shin or (
+                toes >= 0 and skeleton.parents[toes] != foot):
+            raise UsageError(f"leg {side!r} joints {names!r} must form a parent chain thigh -> shin -> foot"
+                             " [-> toes]")
+        tip_joint = toes if toes >= 0 else foot
+        tip_name = skeleton.names[tip_joint]
+        tip = skeleton.end_sites.get(tip_name)
+        out[side] = _Leg(thigh, shin, foot, toes, tip_joint if tip is not None else -1,
+                         None if tip is None else np.asarray(tip, dtype=float))
+    return out
+
+
+def foot_points(motion: Motion, *, legs: Mapping[str, tuple] | None = None) -> dict[str, np.ndarray]:
+    """World positions ``(T, k, 3)`` of each foot's points (ankle, toes joint, toe tip end
+    site, as the skeleton has them), by side."""
+    P, Qg = motion.fk()
+    return {side: leg.points(P, Qg) for side, leg in _resolve_legs(motion.skeleton, legs).items()}
+
+
+def motion_contacts(motion: Motion, *, legs: Mapping[str, tuple] | None = None, **kw) -> dict[str, np.ndarray]:
+    """:func:`detect_contacts` on each foot of a motion (``kw`` are its thresholds)."""
+    return {side: detect_contacts(p, motion.timestamps, **kw) for side, p in foot_points(motion, legs=legs).items()}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 1e-12, n, 1.0)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _ease_cover(x: np.ndarray, n: int) -> np.ndarray:
+    """A smooth non-negative curve >= ``x`` (T,) everywhere: a running max over 2n+1
+    frames, then a running mean over 2n+1 frames (each mean includes the max at its centre)."""
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    if n < 1 or not np.any(x > 0):
+        return x
+    m = maximum_filter1d(x, size=2 * n + 1, mode="nearest")
+    return np.maximum(uniform_filter1d(m, size=2 * n + 1, mode="nearest"), x)
+
+
+def _quat_mean(Q: np.ndarray) -> np.ndarray:
+    Q = np.where((Q @ Q[0])[:, None] < 0, -Q, Q)
+    return _unit(Q.sum(0))
+
+
+def _min_rotation(x: np.ndarray, y: np.ndarray, fallback_axis: np.ndarray) -> np.ndarray:
+    """Quaternions ``(M, 4)`` of the smallest rotation taking unit ``x`` onto unit ``y``."""
+    c = np.einsum("mi,mi->m", x, y)
+    q = np.concatenate([(1.0 + c)[:, None], np.cross(x, y)], axis=1)
+    opposite = 1.0 + c < 1e-9
+    if np.any(opposite):
+        q[opposite] = np.concatenate([np.zeros((opposite.sum(), 1)), fallback_axis[opposite]], axis=1)
+    return _unit(q)
+
+
+def _knee_axis(P: np.ndarray, Qg: np.ndarray, leg: _Leg, bone_local: np.ndarray) -> np.ndarray:
+    """The knee's flexion axis ``(3,)`` in the thigh's frame: the mean bend-plane normal
+    ``thigh x shin`` over frames bent by more than 10 deg, else ``bone x -FORWARD`` (a knee
+    that bends backwards in a rest pose facing +Z). Flexion is positive about it."""
+    u = P[:, leg.shin] - P[:, leg.thigh]
+    w = P[:, leg.foot] - P[:, leg.shin]
+    x = np.cross(u, w)
+    s = np.linalg.norm(x, axis=-1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(w, axis=-1), 1e-12)
+    bent = s > np.sin(np.radians(10.0))
+    bd = _unit(bone_local)
+    n = np.cross(bd, -FORWARD)
+    if np.count_nonzero(bent):
+        nl = quat_rotate(Q_inv(Qg[bent, leg.thigh]), _unit(x[bent]))
+        n = (nl * s[bent, None]).sum(0)
+    n = n - (n @ bd) * bd
+    if np.linalg.norm(n) < 1e-6:
+        n = np.cross(bd, np.array([0.0, 1.0, 0.0])) if abs(bd[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    return _unit(n)
+
+
+def _two_bone_ik(a, b, c, t, Qp, Qa, Qb, Qf, axis_local):
+    """Analytic two-bone IK, batched over M frames.
+
+    ``a, b, c`` ``(M, 3)`` hip, knee, ankle; ``t`` ``(M, 3)`` ankle target; ``Qp, Qa, Qb``
+    ``(M, 4)`` global rotations of the thigh's parent, the thigh and the shin; ``Qf`` the
+    foot's wanted global rotation; ``axis_local`` ``(3,)`` knee flexion axis in the thigh
+    frame. Returns new local rotations (thigh, shin, foot), each ``(M, 4)``.
+    """
+    u, w = b - a, c - b
+    l1, l2 = np.linalg.norm(u, axis=-1), np.linalg.norm(w, axis=-1)
+    n = quat_rotate(Qa, axis_local)
+    n = _unit(n - (np.einsum("mi,mi->m", n, u) / np.maximum(l1**2, 1e-12))[:, None] * u)
+    phi0 = np.arctan2(np.einsum("mi,mi->m", n, np.cross(u, w)), np.einsum("mi,mi->m", u, w))
+    d = np.clip(np.linalg.norm(t - a, axis=-1), np.abs(l1 - l2) + 1e-9, (l1 + l2) * (1.0 - 1e-9))
+    cos_in = np.clip((l1**2 + l2**2 - d**2) / (2.0 * l1 * l2), -1.0, 1.0)
+    phi1 = np.pi - np.arccos(cos_in)  # flexion in [0, pi): never hyperextended
+    Rk = A2Q(n * (phi1 - phi0)[:, None])
+    c1 = b + quat_rotate(Rk, w)
+    # turn the chain about the hinge so hip->ankle is back on the original line (in the plane)
+    x, y = c1 - a, c - a
+    x = x - np.einsum("mi,mi->m", x, n)[:, None] * n
+    y = y - np.einsum("mi,mi->m", y, n)[:, None] * n
+    psi = np.arctan2(np.einsum("mi,mi->m", n, np.cross(x, y)), np.einsum("mi,mi->m", x, y))
+    Rp = A2Q(n * psi[:, None])
+    c2 = a + quat_rotate(Rp, c1 - a)
+    S = _min_rotation(_unit(c2 - a), _unit(t - a), n)
+    Qa_new = Q_mul(S, Q_mul(Rp, Qa))
+    Qb_new = Q_mul(S, Q_mul(Rp, Q_mul(Rk, Qb)))
+    return Q_mul(Q_inv(Qp), Qa_new), Q_mul(Q_inv(Qa_new), Qb_new), Q_mul(Q_inv(Qb_new), Qf)
+
+
+def _ankle_height(skeleton, leg: _Leg) -> float:
+    """The ankle's rest height above the floor: its rest y when the rest pose stands on
+    y = 0 (lowest point 0-5 cm up), else its height above the rest pose's lowest point."""
+    P = skeleton.rest_positions()
+    lowest = [P[:, 1].min()]
+    for name, v in skeleton.end_sites.items():
+        lowest.append(P[skeleton.index(name), 1] + v[1])
+    lo = float(min(lowest))
+    y = float(P[leg.foot, 1])
+    return y if 0.0 <= lo <= 0.05 else y - lo
+
+
+def _targets(A0, Qf0, mask, nb, anchor, hmin, lock_rotation):
+    """Ankle targets (T,3), foot rotations (T,4), lock weight (T,) for one leg."""
+    T = len(A0)
+    At, Qt, w = A0.copy(), Qf0.copy(), np.zeros(T)
+    segs = contact_segments(mask)
+    I = np.array([1.0, 0.0, 0.0, 0.0])
+    for k, (s, e) in enumerate(segs):
+        lock = A0[s:e].mean(0) if anchor == "mean" else A0[s].copy()
+        lock[1] = max(lock[1], hmin)
+        qlock = _quat_mean(Qf0[s:e]) if lock_rotation else None
+        At[s:e] = lock
+        if lock_rotation:
+            Qt[s:e] = qlock
+        w[s:e] = 1.0
+        gap_before = s - (segs[k - 1][1] if k > 0 else 0)
+        gap_after = (segs[k + 1][0] if k + 1 < len(segs) else T) - e
+        n_in = min(nb, gap_before - gap_before // 2 if k > 0 else gap_before)
+        n_out = min(nb, gap_after // 2 if k + 1 < len(segs) else gap_after)
+        for rng, ref, n, rising in ((np.arange(s - n_in, s), s, n_in, True),
+                                    (np.arange(e, e + n_out), e - 1, n_out, False)):
+            if n <= 0:
+                continue
+            j = np.arange(n) + 1.0
+            ww = _smoothstep(j / (n + 1) if rising else (n + 1 - j) / (n + 1))
+            At[rng] = A0[rng] + ww[:, None] * (lock - A0[ref])
+            if lock_rotation:
+                C = Q_mul(qlock, Q_inv(Qf0[ref]))
+                Qt[rng] = Q_mul(slerp(np.broadcast_to(I, (n, 4)), np.broadcast_to(C, (n, 4)), ww), Qf0[rng])
+            w[rng] = ww
+    return At, Qt, w
+
+
+def _root_shift(H: np.ndarray, A: np.ndarray, reach: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Smallest-ish root move ``(T, 3)`` so that every active leg reaches its target:
+    first lower, then project onto each leg's reach sphere in turn (a few rounds).
+    ``H, A`` ``(L, T, 3)`` hip joints and targets, ``reach`` ``(L,)``, ``active`` ``(L, T)``."""
+    v = A - H
+    hsq = v[..., 0] ** 2 + v[..., 2] ** 2
+    r2 = (reach**2)[:, None]
+    s = np.where(active & (hsq < r2), -v[..., 1] - np.sqrt(np.clip(r2 - hsq, 0, None)), 0.0)
+    delta = np.zeros(H.shape[1:])
+    delta[:, 1] = -np.clip(s.max(0), 0.0, None)
+    for _ in range(8):
+        for leg in range(len(H)):
+            e = H[leg] + delta - A[leg]
+            dist = np.linalg.norm(e, axis=-1)
+            over = active[leg] & (dist > reach[leg])
+            delta[over] -= e[over] * (1.0 - reach[leg] / dist[over])[:, None]
+    return delta
+
+
+# -- foot locking ------------------------------------------------------------------------------
+
+
+def lock_feet(
+    motion: Motion,
+    contacts: Mapping[str, np.ndarray],
+    *,
+    legs: Mapping[str, tuple] | None = None,
+    blend_s: float = 0.1,
+    anchor: str = "mean",
+    ankle_height: float | None = None,
+    lock_rotation: bool = True,
+    knee_axes: Mapping[str, np.ndarray] | None = None,
+    reach: float = 0.999,
+) -> Motion:
+    """A copy of ``motion`` whose feet stay planted through their contacts.
+
+    ``contacts`` maps a side of ``legs`` (default :data:`DEFAULT_LEGS`: ``"left"``,
+    ``"right"``) to ``(T,)`` bool. ``anchor`` "mean" or "start" picks the planted position;
+    ``ankle_height`` (metres) is the lowest a planted ankle may be, by default the ankle's
+    rest height (its rest y when the rest pose stands on y = 0, as the canonical skeleton
+    does: 0.08 m; else its height above the rest pose's lowest point); ``lock_rotation`` also holds the foot's orientation
+    (planting the toes); ``knee_axes`` overrides the estimated knee hinge axes (thigh
+    frame, per side); a leg may stretch to ``reach`` x its length before the root is
+    lowered. See the module docstring for the method.
+
+    The result's ``meta["foot_lock"]`` records the largest root lowering and lift (m),
+    the frames where a target stayed out of reach, and the contact segment count.
+    """
+    if anchor not in ("mean", "start"):
+        raise UsageError(f"anchor must be 'mean' or 'start', got {anchor!r}")
+    sk = motion.skeleton
+    L = _resolve_legs(sk, legs)
+    T = len(motion)
+    masks = {}
+    for side, m in contacts.items():
+        if side not in L:
+            raise UsageError(f"contacts given for {side!r}, which is not a leg ({sorted(L)})")
+        m = np.asarray(m, dtype=bool)
+        if m.shape != (T,):
+            raise UsageError(f"contacts[{side!r}] must be ({T},) bool, got shape {m.shape}")
+        masks[side] = m
+    sides = [s for s in L if s in masks]
+    offsets = sk.offsets if motion.local_offsets is None else motion.local_offsets
+    rot = motion.rotations.copy()
+    root = motion.root_positions.copy()
+    P0, Qg0 = fk(sk.parents, offsets, rot, root)
+    nb = max(1, int(round(blend_s * motion.fps)))
+    axes = {}
+    for side, leg in L.items():
+        given = None if knee_axes is None else knee_axes.get(side)
+        axes[side] = (_unit(np.asarray(given, dtype=float)) if given is not None
+                      else _knee_axis(P0, Qg0, leg, np.asarray(sk.offsets[leg.shin])))
+
+    # 1. targets
+    tg = {}
+    for side in sides:
+        leg = L[side]
+        hmin = _ankle_height(sk, leg) if ankle_height is None else float(ankle_height)
+        tg[side] = _targets(P0[:, leg.foot], Qg0[:, leg.foot], masks[side], nb, anchor, hmin, lock_rotation)
+
+    def solve(rot, root, targets, frames):
+        """IK each leg in ``frames[side]`` towards ``targets[side] = (A, Qf)``."""
+        P, Qg = fk(sk.parents, offsets, rot, root)
+        rot = rot.copy()
+        for side, (A, Qf) in targets.items():
+            f = frames[side]
+            if not np.any(f):
+                continue
+            leg = L[side]
+            par = sk.parents[leg.thigh]
+            la, lb, lf = _two_bone_ik(P[f, leg.thigh], P[f, leg.shin], P[f, leg.foot], A[f], Qg[f, par],
+                                      Qg[f, leg.thigh], Qg[f, leg.shin], Qf[f], axes[side])
+            rot[f, leg.thigh], rot[f, leg.shin], rot[f, leg.foot] = la, lb, lf
+        return rot
+
+    # 2. root: lower (then shift) where a locked leg cannot reach
+    delta = np.zeros((T, 3))
+    unreachable = 0
+    if sides:
+        H = np.stack([P0[:, L[s].thigh] for s in sides])
+        A = np.stack([tg[s][0] for s in sides])
+        act = np.stack([tg[s][2] > 0 for s in sides])
+        lens = np.stack([np.linalg.norm(P0[:, L[s].shin] - P0[:, L[s].thigh], axis=-1)
+                         + np.linalg.norm(P0[:, L[s].foot] - P0[:, L[s].shin], axis=-1) for s in sides])
+        r = reach * lens.min(axis=1)
+        delta = _root_shift(H, A, r, act)
+        low = _ease_cover(np.clip(-delta[:, 1], 0, None), nb)
+        from scipy.ndimage import uniform_filter1d
+
+        horiz = uniform_filter1d(delta[:, [0, 2]], size=2 * nb + 1, axis=0, mode="nearest")
+        delta = np.stack([horiz[:, 0], -low, horiz[:, 1]], axis=1)
+        delta += _root_shift(H + delta, A, r, act)  # what smoothing left short
+        dist = np.linalg.norm(H + delta - A, axis=-1)
+        unreachable = int(np.count_nonzero(np.any(act & (dist > r[:, None] * 1.0001), axis=0)))
+    root1 = root + delta
+    moved = np.linalg.norm(delta, axis=1) > 1e-12
+    rot1 = solve(rot, root1, {s: tg[s][:2] for s in sides}, {s: (tg[s][2] > 0) | moved for s in sides})
+
+    # 3. floor: raise legs whose foot points go below y = 0, then lift the root for the rest
+    P1, Qg1 = fk(sk.parents, offsets, rot1, root1)
+    raise_t, raise_f = {}, {}
+    for side, leg in L.items():
+        pen = np.clip(-leg.points(P1, Qg1)[..., 1].min(axis=1), 0.0, None)
+        if np.any(pen > 0):
+            up = _ease_cover(pen, nb)
+            A1 = P1[:, leg.foot] + up[:, None] * np.array([0.0, 1.0, 0.0])
+            raise_t[side] = (A1, Qg1[:, leg.foot])
+            raise_f[side] = up > 0
+    if raise_t:
+        rot1 = solve(rot1, root1, raise_t, raise_f)
+    P2, Qg2 = fk(sk.parents, offsets, rot1, root1)
+    lowest = np.min(np.concatenate([leg.points(P2, Qg2)[..., 1] for leg in L.values()], axis=1), axis=1)
+    lift = _ease_cover(np.clip(-lowest, 0.0, None), nb)
+    root1 = root1 + lift[:, None] * np.array([0.0, 1.0, 0.0])
+
+    meta = dict(motion.meta)
+    meta["foot_lock"] = {
+        "contacts": {s: len(contact_segments(masks[s])) for s in sides},
+        "root_lowered_max_m": float(max(0.0, -delta[:, 1].min())) if T else 0.0,
+        "root_shift_max_m": float(np.linalg.norm(delta, axis=1).max()) if T else 0.0,
+        "root_lifted_max_m": float(lift.max()) if T else 0.0,
+        "unreachable_frames": unreachable,
+    }
+    return Motion(skeleton=sk, rotations=rot1, root_positions=root1, fps=motion.fps,
+                  timestamps=motion.timestamps, local_offsets=motion.local_offsets, meta=meta)
+
+
+# -- metric ----------------------------------------------------------------------------------------
+
+
+def foot_skate(
+    motion_or_positions: Motion | Mapping[str, np.ndarray],
+    contacts: Mapping[str, np.ndarray],
+    *,
+    legs: Mapping[str, tuple] | None = None,
+) -> dict:
+    """How much the feet slide while in contact, and how deep they go below the floor.
+
+    ``motion_or_positions``: a :class:`Motion` (its foot points, see :func:`foot_points`)
+    or a mapping side -> ``(T, k, 3)`` / ``(T, 3)`` world positions. ``contacts``: side ->
+    ``(T,)`` bool.
+
+    Returns ``{"per_contact": [{"foot", "start", "stop", "slide_cm", "drift_cm"}, ...],
+    "slide_cm_mean", "slide_cm_max", "floor_penetration": {"max_depth_cm",
+    "share_frames"}}``. ``slide_cm`` is the horizontal (x, z) path length of the foot's
+    points through the contact, averaged over its points; ``drift_cm`` the farthest any
+    point got from where it was at the contact's start. ``max_depth_cm`` is the deepest
+    foot point below y = 0 over the whole clip; ``share_frames`` the fraction of frames
+    with a foot point more than 0.1 mm below it.
+    """
+    if isinstance(motion_or_positions, Motion):
+        pts = foot_points(motion_or_positions, legs=legs)
+    else:
+        pts = {}
+        for side, p in motion_or_positions.items():
+            p = np.asarray(p, dtype=float)
+            pts[side] = p[:, None] if p.ndim == 2 else p
+    per = []
+    for side, mask in contacts.items():
+        if side not in pts:
+            raise UsageError(f"contacts given for {side!r} but no positions for it ({sorted(pts)})")
+        p = pts[side][..., [0, 2]]
+        for s, e in contact_segments(mask):
+            seg = p[s:e]
+            slide = np.linalg.norm(np.diff(seg, axis=0), axis=-1).sum(0).mean() if e - s > 1 else 0.0
+            drift = np.linalg.norm(seg - seg[:1], axis=-1).max()
+            per.append({"foot": side, "start": s, "stop": e, "slide_cm": 100.0 * float(slide),
+                        "drift_cm": 100.0 * float(drift)})
+    ys = np.concatenate([p[..., 1].reshape(len(p), -1) for p in pts.values()], axis=1)
+    low = np.min(np.where(np.isfinite(ys), ys, np.inf), axis=1)
+    low = low[np.isfinite(low)]
+    slides = [c["slide_cm"] for c in per]
+    return {
+        "per_contact": per,
+        "slide_cm_mean": float(np.mean(slides)) if slides else 0.0,
+        "slide_cm_max": float(np.max(slides)) if slides else 0.0,
+        "floor_penetration": {
+            "max_depth_cm": 100.0 * float(max(0.0, -low.min())) if len(low) else 0.0,
+            "share_frames": float(np.count_nonzero(low < -_PENETRATION_TOL)) / max(len(ys), 1),
+        },
+    }
