@@ -10,6 +10,9 @@ What :func:`evaluate` does, in order
 1. **Joints.** By default :data:`DEFAULT_JOINTS` (hips, neck, head, and per side upper
    leg, lower leg, foot, upper arm, lower arm, hand: 15 joints) that both skeletons have;
    ``hips`` is always included, it is the root every root-relative number refers to.
+   When both skeletons have the two upper-leg (hip) joints, ``hips`` is taken as the
+   **pelvis centre**, their midpoint, on both sides: conventions place the hips joint
+   differently (cgspeed about 9 cm above the hip joints, ours between them).
    **Bones** are the pairs (nearest compared canonical ancestor, joint): with the default
    set, 14 bones, among them hips->neck and hips->leftUpperArm, which span the spine.
 2. **Time.** The common timeline is the *motion's* timestamps that fall within the
@@ -307,6 +310,14 @@ def evaluate(
     it = [truth.skeleton.index(ft[j]) for j in use]
     Pm = motion.positions()[keep][:, im]
     Pt = _positions_at(truth, t - float(time_offset_s))[:, it]
+    if "leftUpperLeg" in use and "rightUpperLeg" in use:
+        # conventions put the hips joint in different places (cgspeed: ~9 cm above the hip
+        # joints; ours: between them), so "hips" is compared as the pelvis centre, the
+        # midpoint of the two hip (upper-leg) joints, on both sides
+        il, ir = use.index("leftUpperLeg"), use.index("rightUpperLeg")
+        Pm[:, 0] = 0.5 * (Pm[:, il] + Pm[:, ir])
+        Pt[:, 0] = 0.5 * (Pt[:, il] + Pt[:, ir])
+        notes.append("hips = pelvis centre (midpoint of the two upper-leg joints) on both skeletons")
 
     # -- root-aligned and Procrustes-aligned joint errors -----------------------------------
     rel_m = Pm - Pm[:, :1]
