@@ -76,7 +76,7 @@ PARTS = ("body", "hands", "face")
 # -- settings -------------------------------------------------------------------------
 
 WORLD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "body": dict(F.DEFAULTS["body"]),
+    "body": {**F.DEFAULTS["body"], "cutoff_hz": "auto", "auto_range_hz": (3.0, 8.0)},
     "hands": {
         "units": "m",
         "spike_threshold": 5.0,
@@ -111,8 +111,11 @@ keys of :data:`mocap.filters.DEFAULTS`, whose hands and face entries are in pixe
 Cutoffs in Hz, gaps and windows in seconds, ``beta`` in 1/m.
 
 body
-    :data:`mocap.filters.DEFAULTS` ``["body"]`` unchanged: it is already in metres
-    (5 Hz zero-phase cutoff, 0.25 s gaps, 5 cm spike floor, one-euro 0.1 Hz / 6 per m).
+    :data:`mocap.filters.DEFAULTS` ``["body"]`` (already in metres: 0.25 s gaps, 5 cm
+    spike floor, one-euro 0.1 Hz / 6 per m) except the offline cutoff, ``"auto"``: chosen
+    per take by residual analysis (:func:`mocap.filters.residual_cutoff`) within
+    ``auto_range_hz`` 3-8 Hz. Clean data keeps up to 8 Hz; MediaPipe-like noise of 10-20
+    mm brings it down to 3.5-5 Hz. A number fixes it (``--body-cutoff``).
 hands
     The pixel settings converted at the ~550 px per metre of a full-body 1080p shot,
     then checked against hand sizes. ``spike_floor=0.04`` m: a finger snapping onto its
@@ -295,7 +298,8 @@ class CleanReport:
     filled in (spikes and dropouts), samples still missing after cleaning (gaps longer
     than ``max_gap_s``, the ends); ``missing_in``: missing in the input.
     ``bone_lengths_m``: the length enforced (or, with ``enforce=False``, measured) per
-    bone key, the same for left and right. ``params``: the settings used, by part.
+    bone key, the same for left and right. ``cutoffs_hz``: the cutoff chosen per part
+    when it was ``"auto"``. ``params``: the settings used, by part.
     """
 
     mode: str
@@ -307,6 +311,7 @@ class CleanReport:
     missing: dict[str, int] = field(default_factory=dict)
     missing_in: dict[str, int] = field(default_factory=dict)
     bone_lengths_m: dict[str, float] = field(default_factory=dict)
+    cutoffs_hz: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -726,6 +731,16 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
         xf, fmask = F.fill_gaps(x, t, max_gap_s=pp["max_gap_s"])
         if pp["filter"] == "butterworth":
             hz = pp["cutoff_hz"]
+            if hz == "auto":
+                lo, hi = pp.get("auto_range_hz", (3.0, 8.0))
+                if T >= 16:
+                    pick = F.residual_cutoff(xf, t, lo_hz=lo, hi_hz=hi)
+                    hz = pick["cutoff_hz"]
+                    report.notes.append(f"{part}: cutoff {hz:g} Hz from residual analysis "
+                                        f"(noise about {1000 * pick['noise_rms']:.0f} mm RMS)")
+                else:
+                    hz = hi
+                report.cutoffs_hz[part] = hz
             if T > 1 and hz > 0.4 * fs:
                 report.notes.append(f"{part}: cutoff_hz lowered from {hz} to {0.4 * fs:.3g} (0.4 x {fs:.3g} fps)")
                 hz = 0.4 * fs

@@ -536,3 +536,32 @@ def foot_skate(
             "share_frames": float(np.count_nonzero(low < -_PENETRATION_TOL)) / max(len(ys), 1),
         },
     }
+
+
+def planted_contacts(motion: Motion, contacts: Mapping[str, np.ndarray], *, max_drift_m: float = 0.05,
+                     legs: Mapping[str, tuple] | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """Keep only the contacts in which the foot is really planted.
+
+    A contact detected from height and speed may be a foot that truly slides on the
+    floor: a pivot on the ball of the foot, a dance slide, a moonwalk. Locking it would
+    invent a pose the performer never made. A contact segment is kept when the ankle
+    stays within ``max_drift_m`` (horizontally) of its median position throughout; the
+    small drift of noise, which locking is there to remove, stays well inside the
+    default 5 cm. Returns the filtered contacts and the number of segments dropped.
+    """
+    if not max_drift_m > 0:
+        raise UsageError(f"max_drift_m must be positive, got {max_drift_m}")
+    fp = foot_points(motion, legs=legs)
+    out: dict[str, np.ndarray] = {}
+    dropped = 0
+    for side, c in contacts.items():
+        c = np.asarray(c, dtype=bool).copy()
+        ankle = fp[side][:, 0]
+        for s, e in contact_segments(c):
+            xz = ankle[s:e][:, [0, 2]]
+            drift = np.linalg.norm(xz - np.median(xz, axis=0), axis=1).max()
+            if drift > max_drift_m:
+                c[s:e] = False
+                dropped += 1
+        out[side] = c
+    return out, dropped

@@ -256,6 +256,7 @@ def evaluate(
     time_offset_s: float = 0.0,
     contact_height_m: float = CONTACT_HEIGHT_M,
     contact_speed_m_s: float = CONTACT_SPEED_M_S,
+    heading_align: bool = False,
 ) -> dict:
     """Metrics of ``motion`` against ``truth`` (see the module docstring for each one).
 
@@ -264,7 +265,10 @@ def evaluate(
     ``joints``: canonical names to compare (``hips`` is always added); default
     :data:`DEFAULT_JOINTS` that both have. ``time_offset_s`` is added to the truth's
     timestamps before matching. ``contact_height_m``/``contact_speed_m_s``: the truth's
-    foot-contact rule.
+    foot-contact rule. ``heading_align``: first turn the whole motion about +Y by the one
+    angle that best fits its root-relative joints onto the truth's over all frames (for a
+    capture whose world heading is arbitrary, e.g. set by where the camera stood); the
+    angle is reported as ``heading_yaw_deg``.
 
     Returns a JSON-ready dict: ``mpjpe_mm``, ``mpjpe_per_joint_mm``, ``pa_mpjpe_mm``,
     ``mpjpe_scaled_mm``, ``scale``, ``bone_direction_deg``, ``bone_direction_per_bone_deg``,
@@ -318,6 +322,19 @@ def evaluate(
         Pm[:, 0] = 0.5 * (Pm[:, il] + Pm[:, ir])
         Pt[:, 0] = 0.5 * (Pt[:, il] + Pt[:, ir])
         notes.append("hips = pelvis centre (midpoint of the two upper-leg joints) on both skeletons")
+    heading_yaw = 0.0
+    if heading_align:
+        a = (Pm - Pm[:, :1])[..., [0, 2]].reshape(-1, 2)
+        b = (Pt - Pt[:, :1])[..., [0, 2]].reshape(-1, 2)
+        ok = np.all(np.isfinite(a), axis=1) & np.all(np.isfinite(b), axis=1)
+        U, _, Vt = np.linalg.svd(a[ok].T @ b[ok])
+        R2 = Vt.T @ U.T
+        if np.linalg.det(R2) < 0:
+            R2 = Vt.T @ np.diag([1.0, -1.0]) @ U.T
+        heading_yaw = float(np.degrees(np.arctan2(R2[0, 1], R2[0, 0])))
+        xz = Pm[..., [0, 2]] @ R2.T
+        Pm = np.stack([xz[..., 0], Pm[..., 1], xz[..., 1]], axis=-1)
+        notes.append(f"heading aligned: the motion turned {heading_yaw:+.1f} deg about +Y (one angle for the clip)")
 
     # -- root-aligned and Procrustes-aligned joint errors -----------------------------------
     rel_m = Pm - Pm[:, :1]
@@ -471,8 +488,50 @@ def evaluate(
         },
         "bone_direction_deg": _num(np.nanmean(per_bone)) if np.any(np.isfinite(per_bone)) else None,
         "bone_direction_per_bone_deg": {b: _num(v) for b, v in zip(bone_keys, per_bone)},
+        "heading_yaw_deg": heading_yaw,
         "root_path_mm": {"raw": raw, "start_aligned": start_aligned, "rigid_horizontal": rigid_err},
         "foot_skate": skate,
         "jitter": jit,
         "notes": notes,
     }
+
+
+LIMB_JOINTS: tuple[str, ...] = (
+    "hips",
+    "leftUpperLeg", "leftLowerLeg", "leftFoot", "rightUpperLeg", "rightLowerLeg", "rightFoot",
+    "leftUpperArm", "leftLowerArm", "leftHand", "rightUpperArm", "rightLowerArm", "rightHand",
+)  # fmt: skip
+"""The joints whose place every convention agrees on anatomically (hip, knee, ankle,
+shoulder, elbow, wrist). Neck and head joints sit at convention-specific heights (the
+cgspeed ``Neck`` is 16 mm, its ``Head`` 26 mm from ours on identical poses), so
+accuracy figures of a solve are quoted on these."""
+
+
+def markers_motion(markers, *, skeleton_spec=None) -> Motion:
+    """A point 'motion' of the body markers each canonical joint follows (no rotations: every
+    joint hangs from the hips with an animated offset), to evaluate raw landmarks with
+    :func:`evaluate` exactly like a solved motion. Frames where any of those markers is
+    missing are left out (their timestamps too)."""
+    from .motion import Skeleton
+    from .skeleton import canonical_spec
+
+    spec = skeleton_spec or canonical_spec()
+    names = [j for j in spec.skeleton.names
+             if j in spec.markers and spec.markers[j].startswith("pose.") and spec.markers[j] in markers]
+    if "hips" not in names:
+        raise UsageError("markers_motion: no marker for the hips (pose.mid_hip)")
+    names.remove("hips")
+    names.insert(0, "hips")
+    P = markers.select([spec.markers[j] for j in names])
+    ok = np.all(np.isfinite(P), axis=(1, 2))
+    if ok.sum() < 2:
+        raise UsageError("markers_motion: fewer than 2 frames with every marker present")
+    P = P[ok]
+    rel = P - P[:, :1]
+    J = len(names)
+    sk = Skeleton(names=tuple(names), parents=np.array([-1] + [0] * (J - 1)), offsets=rel[0])
+    rot = np.zeros((len(P), J, 4))
+    rot[..., 0] = 1.0
+    ts = markers.timestamps[ok]
+    fps = float(1.0 / np.median(np.diff(markers.timestamps)))
+    return Motion(skeleton=sk, rotations=rot, root_positions=P[:, 0], fps=fps, timestamps=ts, local_offsets=rel)

@@ -920,3 +920,68 @@ def mean_abs_acc(x: Any, t: Any, *, points: bool = True, per_point: bool = False
     energetic the motion is.
     """
     return _mean_magnitude(x, t, 2, points, per_point, "mean_abs_acc")
+
+
+def residual_cutoff(x: Any, t: Any, *, candidates_hz: Any = None, fit_band: tuple[float, float] = (0.5, 0.9),
+                    lo_hz: float = 2.0, hi_hz: float | None = None, max_frames: int = 3000,
+                    rule: str = "min_error") -> dict[str, float]:
+    """Pick a low-pass cutoff from the data: Winter's residual analysis.
+
+    D. A. Winter, *Biomechanics and Motor Control of Human Movement* (4th ed., 2009),
+    section 3.4.4.3. For each candidate cutoff ``fc`` the residual
+    ``R(fc) = rms(x - lowpass(x, fc))`` is measured. Above the signal's band the residual
+    is noise only, and falls linearly towards 0 at the Nyquist frequency; that straight
+    line, fitted over the top of the candidates (``fit_band``, fractions of the highest
+    candidate) and extended back to ``fc = 0``, meets the axis at the noise's RMS. The
+    chosen cutoff is where the residual curve comes down to that level: below it the
+    filter would start removing signal, above it it would keep noise. Clean data thus gets
+    a high cutoff (little smoothing), noisy data a low one.
+
+    ``rule="winter"`` takes that crossing. The default ``rule="min_error"`` uses the same
+    noise estimate ``s`` to pick the candidate with the least expected error power,
+    ``R(fc)^2 - s^2 (1 - fc/fN) + s^2 fc/fN`` (signal removed plus noise kept, white
+    noise spread evenly up to the Nyquist frequency ``fN``): Winter's crossing is
+    conservative on fast motion (a dance), where it cuts signal along with the noise.
+
+    ``x`` ``(T, ...)`` with NaN gaps (in any unit), ``t`` ``(T,)`` s. Candidates default to
+    ``lo_hz`` .. ``0.45 x fps`` in 0.5 Hz steps; ``hi_hz`` caps the result. At most
+    ``max_frames`` frames (the middle of the take) are analysed, to bound the cost.
+    Returns ``{"cutoff_hz", "noise_rms", "fps"}`` (noise in the unit of ``x``).
+    """
+    x = np.asarray(x, dtype=float)
+    t = np.asarray(t, dtype=float)
+    if x.shape[0] != t.shape[0]:
+        raise UsageError(f"residual_cutoff: x has {x.shape[0]} frames, t has {t.shape[0]}")
+    fs = 1.0 / _median_dt(t)
+    T = x.shape[0]
+    if T > max_frames:
+        s = (T - max_frames) // 2
+        x, t = x[s:s + max_frames], t[s:s + max_frames]
+    top = 0.45 * fs
+    cands = np.arange(lo_hz, top + 1e-9, 0.5) if candidates_hz is None else np.asarray(candidates_hz, float)
+    cands = cands[(cands > 0) & (cands < 0.5 * fs)]
+    if len(cands) < 4:
+        raise UsageError(f"residual_cutoff: too few candidate cutoffs below Nyquist ({0.5 * fs:.3g} Hz)")
+    ok = np.isfinite(x)
+    res = np.empty(len(cands))
+    for i, fc in enumerate(cands):
+        f = butterworth_zero_phase(x, t, cutoff_hz=float(fc))
+        d = (x - f)[ok & np.isfinite(f)]
+        res[i] = np.sqrt(np.mean(d * d)) if d.size else np.nan
+    band = (cands >= fit_band[0] * cands[-1]) & (cands <= fit_band[1] * cands[-1]) & np.isfinite(res)
+    if band.sum() < 2 or not np.all(np.isfinite(res)):
+        raise UsageError("residual_cutoff: not enough valid samples to analyse")
+    slope, intercept = np.polyfit(cands[band], res[band], 1)
+    noise = max(float(intercept), 0.0)
+    if rule == "winter":
+        below = np.flatnonzero(res <= noise)
+        fc = float(cands[below[0]]) if below.size else float(cands[-1])
+    else:
+        # expected error power of filtering at fc: the signal removed (the residual less the
+        # noise removed) plus the noise kept, white noise spreading evenly up to Nyquist
+        share = cands / (0.5 * fs)
+        mse = res**2 - noise**2 * (1.0 - share) + noise**2 * share
+        fc = float(cands[int(np.argmin(mse))])
+    if hi_hz is not None:
+        fc = min(fc, hi_hz)
+    return {"cutoff_hz": fc, "noise_rms": noise, "fps": float(fs)}

@@ -526,3 +526,29 @@ def synth_take(
     take.notes = notes
     take.validate()
     return take
+
+
+def synth_mapping(motion: Motion, bonemap=None) -> dict[str, str]:
+    """``{canonical joint: the motion's joint}`` for :func:`synth_take`, from a bone map
+    (``retarget.bonemap.BoneMap`` or a profile name; detected from the joint names when
+    None). A hand's finger joints are kept only when all five fingers are mapped (a CMU
+    skeleton's single "fingers" bone is not a hand): the synthetic take then has no hand
+    landmarks for that side, as MediaPipe would have none to give of a mitten."""
+    from retarget.bonemap import builtin_profiles, detect_profile, require_core
+
+    names = list(motion.skeleton.names)
+    if bonemap is None:
+        bonemap, _ = detect_profile(names)
+    elif isinstance(bonemap, str):
+        profiles = builtin_profiles()
+        if bonemap not in profiles:
+            raise UsageError(f"unknown bone-map profile {bonemap!r}; shipped: {sorted(profiles)}")
+        bonemap = profiles[bonemap]
+    mapping = require_core(bonemap, names, what="the motion's skeleton")
+    for s in SIDES:
+        bases = [f"{s}{joints[0]}" for joints, _ in FINGERS.values()]
+        if not all(b in mapping for b in bases):
+            for joints, _ in FINGERS.values():
+                for j in joints:
+                    mapping.pop(f"{s}{j}", None)
+    return mapping

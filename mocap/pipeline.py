@@ -1,0 +1,187 @@
+"""Take -> clean skeletal motion: the solve pipeline as named stages over arrays.
+
+==========  =======================================================  =====================
+stage       what                                                     module
+==========  =======================================================  =====================
+lift        hips translation in camera space from the 2D/3D fit,     :mod:`mocap.root`
+            the floor plane, world frame (+Y up, floor at 0)
+clean       swap repair, spikes, gaps, zero-phase filter (offline)   :mod:`mocap.cleanup`
+            or One Euro (live), per-take bone lengths enforced
+solve       local rotations on the canonical skeleton                :mod:`mocap.solve`
+contacts    foot contacts from height and speed, with hysteresis     :mod:`mocap.contacts`
+lock        planted feet: leg IK + root correction, no penetration   :mod:`mocap.contacts`
+==========  =======================================================  =====================
+
+:func:`solve_take` runs them all; :func:`solve_markers` starts from world-frame markers
+(synthetic data, or markers cleaned elsewhere). Every stage is a pure function of
+arrays; :class:`SolveResult` keeps each stage's output for reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SolveError, UsageError
+from .markers import Markers
+from .motion import Motion
+
+__all__ = ["SolveOptions", "SolveResult", "solve_take", "solve_markers"]
+
+
+@dataclass
+class SolveOptions:
+    """The knobs of ``understudy solve`` (defaults in brackets).
+
+    ``mode`` "offline" [zero-phase filters over the whole take] or "live" (causal One
+    Euro); ``body_cutoff_hz`` [5], ``hands_cutoff_hz`` [8], ``face_cutoff_hz`` [8]
+    override the low-pass cutoffs; ``max_gap_s`` [0.25 body] the longest dropout filled;
+    ``limits`` [on] anatomical joint limits; ``foot_lock`` [on];
+    ``contact_height_m`` [0.05] and ``contact_speed_m_s`` [0.25] enter a contact (leave
+    at 1.6x those); ``max_slide_m`` [0.05] a contact whose foot drifts further is a real
+    slide (pivot, dance step) and is not locked; ``root_smooth_s`` [0.05] smoothing of the camera-space hips path;
+    ``fov_deg`` overrides the take's camera field of view.
+    """
+
+    mode: str = "offline"
+    body_cutoff_hz: float | None = None
+    hands_cutoff_hz: float | None = None
+    face_cutoff_hz: float | None = None
+    max_gap_s: float | None = None
+    limits: bool = True
+    foot_lock: bool = True
+    contact_height_m: float = 0.05
+    contact_speed_m_s: float = 0.25
+    max_slide_m: float = 0.05
+    root_smooth_s: float = 0.05
+    fov_deg: float | None = None
+
+    def check(self) -> None:
+        if self.mode not in ("offline", "live"):
+            raise UsageError(f"--mode must be 'offline' or 'live', got {self.mode!r}")
+        for name in ("body_cutoff_hz", "hands_cutoff_hz", "face_cutoff_hz", "max_gap_s"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise UsageError(f"{name} must be positive, got {v}")
+        if not (self.contact_height_m > 0 and self.contact_speed_m_s > 0):
+            raise UsageError("contact thresholds must be positive")
+
+    def clean_params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {}
+        for part, v in (("body", self.body_cutoff_hz), ("hands", self.hands_cutoff_hz),
+                        ("face", self.face_cutoff_hz)):
+            if v is not None:
+                p.setdefault(part, {})["cutoff_hz"] = v
+        if self.max_gap_s is not None:
+            for part in ("body", "hands", "face"):
+                p.setdefault(part, {})["max_gap_s"] = self.max_gap_s
+        return p
+
+
+@dataclass
+class SolveResult:
+    """Everything the pipeline made: the final ``motion`` (foot-locked when asked),
+    ``contacts`` per foot ``(T,)`` bool, the ``raw`` and ``clean`` markers, the cleanup
+    report, the lift info, notes and per-stage wall times (s)."""
+
+    motion: Motion
+    contacts: dict[str, np.ndarray]
+    raw: Markers
+    clean: Markers
+    clean_report: Any
+    lift_info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _stage(timings: dict, name: str, bar):
+    class _S:
+        def __enter__(self):
+            self.t0 = time.perf_counter()
+            if bar is not None:
+                bar.set_description(f"solve: {name}")
+            return self
+
+        def __exit__(self, *exc):
+            timings[name] = round(time.perf_counter() - self.t0, 4)
+            if bar is not None and exc[0] is None:
+                bar.update(1)
+
+    return _S()
+
+
+def solve_markers(markers: Markers, options: SolveOptions | None = None, *, progress: bool = False,
+                  lift_info: dict | None = None, _bar=None, _timings=None) -> SolveResult:
+    """Clean, solve, detect contacts and lock feet, from world-frame markers."""
+    from .cleanup import clean_markers
+    from .contacts import lock_feet, motion_contacts, planted_contacts
+    from .solve import solve_motion
+
+    opts = options or SolveOptions()
+    opts.check()
+    if markers.frame != "world":
+        raise SolveError("solve needs world-frame markers (lift the take first)")
+    timings = _timings if _timings is not None else {}
+    bar = _bar
+    own_bar = False
+    if bar is None and progress:
+        from tqdm import tqdm
+
+        bar, own_bar = tqdm(total=4, unit="stage", dynamic_ncols=True), True
+    try:
+        with _stage(timings, "clean", bar):
+            clean, report = clean_markers(markers, mode=opts.mode, params=opts.clean_params())
+        with _stage(timings, "solve", bar):
+            motion = solve_motion(clean, limits=opts.limits)
+        with _stage(timings, "contacts", bar):
+            contacts = motion_contacts(motion, height_on=opts.contact_height_m,
+                                       height_off=1.6 * opts.contact_height_m,
+                                       speed_on=opts.contact_speed_m_s, speed_off=1.6 * opts.contact_speed_m_s)
+            contacts, n_slides = planted_contacts(motion, contacts, max_drift_m=opts.max_slide_m)
+        with _stage(timings, "foot lock", bar):
+            if opts.foot_lock and any(c.any() for c in contacts.values()):
+                motion = lock_feet(motion, contacts)
+    finally:
+        if own_bar:
+            bar.close()
+    notes = list((lift_info or {}).get("notes", [])) + list(getattr(report, "notes", []))
+    if n_slides:
+        notes.append(f"{n_slides} foot contact(s) slid more than {100 * opts.max_slide_m:g} cm "
+                     "(pivots or slides): left unlocked")
+    motion.meta["solve"] = {"options": asdict(opts), "timings_s": timings}
+    motion.meta["cleanup"] = report.to_json()
+    if notes:
+        motion.meta["notes"] = notes
+    return SolveResult(motion=motion, contacts=contacts, raw=markers, clean=clean, clean_report=report,
+                       lift_info=lift_info or {}, notes=notes, timings=timings)
+
+
+def solve_take(take, options: SolveOptions | None = None, *, progress: bool = False) -> SolveResult:
+    """The whole pipeline on a :class:`~mocap.take.Take`: lift, clean, solve, contacts, lock."""
+    from .root import lift_take
+    from .take import Intrinsics
+
+    opts = options or SolveOptions()
+    opts.check()
+    if not take.present["pose"].any():
+        raise SolveError("the take has no frame with a body: nothing to solve")
+    intr = None
+    if opts.fov_deg is not None:
+        intr = Intrinsics.from_hfov(take.source.width, take.source.height, opts.fov_deg, source="user")
+    timings: dict[str, float] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=5, unit="stage", dynamic_ncols=True)
+    try:
+        with _stage(timings, "lift", bar):
+            markers, info = lift_take(take, intrinsics=intr, smooth_s=opts.root_smooth_s)
+        result = solve_markers(markers, opts, lift_info=info, _bar=bar, _timings=timings)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
