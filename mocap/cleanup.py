@@ -83,7 +83,8 @@ WORLD_DEFAULTS: dict[str, dict[str, Any]] = {
         "spike_floor": 0.04,
         "max_gap_s": 0.15,
         "filter": "butterworth",
-        "cutoff_hz": 8.0,
+        "cutoff_hz": "auto",
+        "auto_range_hz": (4.0, 8.0),
         "order": 4,
         "window_s": 0.25,
         "polyorder": 3,
@@ -97,7 +98,8 @@ WORLD_DEFAULTS: dict[str, dict[str, Any]] = {
         "spike_floor": 0.015,
         "max_gap_s": 0.2,
         "filter": "butterworth",
-        "cutoff_hz": 8.0,
+        "cutoff_hz": "auto",
+        "auto_range_hz": (4.0, 8.0),
         "order": 4,
         "window_s": 0.25,
         "polyorder": 3,
@@ -121,13 +123,13 @@ hands
     then checked against hand sizes. ``spike_floor=0.04`` m: a finger snapping onto its
     neighbour jumps 2-4 cm (20 px / 550 = 36 mm), and a hand stopping dead from 3 m/s
     bends its path by ~33 mm at 30 fps, so smaller jumps are not glitches. Offline
-    ``cutoff_hz=8`` keeps flicks and finger taps (6-8 Hz); ``max_gap_s=0.15`` (4 frames)
+    ``cutoff_hz="auto"`` (residual analysis within 4-8 Hz; 8 keeps flicks and finger taps); ``max_gap_s=0.15`` (4 frames)
     because a hand changes shape too fast to guess longer. Live ``min_cutoff=0.5`` Hz,
     ``beta=10`` 1/m (0.02 1/px x 550 px/m = 11): a hand at 2 m/s gets 0.5 + 10 x 2 =
     20.5 Hz, a lag of 2 / (2 pi 20.5) = 16 mm, never more than 1 / (2 pi 10) = 16 mm.
 face
     Face points move little relative to the head and the mesh is steady, but blinks and
-    lip closures last 100-200 ms: ``cutoff_hz=8``. ``spike_floor=0.015`` m (8 px / 550,
+    lip closures last 100-200 ms: ``cutoff_hz="auto"`` within 4-8 Hz. ``spike_floor=0.015`` m (8 px / 550,
     rounded up): a lip or eyelid moves at most ~1.5 cm in a frame. ``max_gap_s=0.2``.
     Live ``min_cutoff=1`` Hz, ``beta=25`` 1/m (0.05 1/px x 550): a lip moving at
     0.2 m/s gets 6 Hz, 5 mm of lag.

@@ -134,6 +134,180 @@ def cmd_models_install(args) -> int:
     return 0
 
 
+# -- issue 3: clean, solve, synth, eval, report ------------------------------------------
+
+
+def _solve_options(args):
+    from .pipeline import SolveOptions
+
+    return SolveOptions(mode=args.mode, body_cutoff_hz=args.body_cutoff, hands_cutoff_hz=args.hands_cutoff,
+                        face_cutoff_hz=args.face_cutoff, max_gap_s=args.max_gap, limits=not args.no_limits,
+                        foot_lock=not args.no_foot_lock, contact_height_m=args.contact_height,
+                        contact_speed_m_s=args.contact_speed, max_slide_m=args.max_slide,
+                        root_smooth_s=args.root_smooth, fov_deg=args.fov)
+
+
+def _load_motion_any(path: str):
+    """A Motion from a take folder (its motion.npz), a motion.npz or a BVH file."""
+    from .bvh import load_bvh
+    from .errors import FileFormatError
+    from .motion_io import load_motion
+
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "motion.npz").is_file():
+            raise FileFormatError(f"{p} has no motion.npz: run `understudy solve {p}` first")
+        return load_motion(p / "motion.npz")[0]
+    if p.suffix.lower() == ".bvh":
+        return load_bvh(p)
+    if p.suffix.lower() == ".npz":
+        return load_motion(p)[0]
+    raise UsageError(f"{p}: expected a take folder, a motion .npz or a .bvh file")
+
+
+def cmd_solve(args) -> int:
+    from .bvh import save_bvh
+    from .motion_io import save_motion
+    from .pipeline import solve_take
+    from .take import load_take
+
+    take = load_take(args.take)
+    res = solve_take(take, _solve_options(args), progress=not args.quiet)
+    m = res.motion
+    out_npz = save_motion(m, Path(args.take) / "motion.npz", contacts=res.contacts)
+    print(f"solved {m.n_frames} frames ({m.duration_s:.2f} s at {m.fps:.2f} fps) onto the canonical "
+          f"{m.skeleton.n_joints}-joint skeleton; stored in {out_npz}")
+    c = {k: int(v.sum()) for k, v in res.contacts.items()}
+    print(f"foot contacts (frames): left {c.get('left', 0)}, right {c.get('right', 0)}; "
+          + ("feet locked" if args.no_foot_lock is False else "feet not locked"))
+    print("stages (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res.timings.items()))
+    for n in res.notes:
+        print(f"note: {n}")
+    if args.output:
+        o = Path(args.output)
+        if o.suffix.lower() == ".bvh":
+            save_bvh(m, o)
+        elif o.suffix.lower() == ".npz":
+            save_motion(m, o, contacts=res.contacts)
+        else:
+            raise UsageError(f"-o must end in .bvh or .npz, got {o.name!r}")
+        print(f"written {o}")
+    return 0
+
+
+def cmd_clean(args) -> int:
+    from .cleanup import clean_markers
+    from .markers import save_markers
+    from .root import lift_take
+    from .take import load_take
+
+    opts = _solve_options(args)
+    opts.check()
+    take = load_take(args.take)
+    raw, info = lift_take(take, smooth_s=opts.root_smooth_s)
+    clean, report = clean_markers(raw, mode=opts.mode, params=opts.clean_params())
+    out = Path(args.output) if args.output else Path(args.take) / "markers_clean.npz"
+    save_markers(clean, out)
+    r = report.to_json()
+    print(f"cleaned {len(clean)} frames x {len(clean.names)} markers ({opts.mode}); written {out}")
+    print("swaps repaired: " + ", ".join(f"{k} {v}" for k, v in r["swaps"].items()))
+    print("spikes: " + ", ".join(f"{k} {v}" for k, v in r["spikes"].items())
+          + "; filled: " + ", ".join(f"{k} {v}" for k, v in r["filled"].items()))
+    for n in list(info.get("notes", [])) + r["notes"]:
+        print(f"note: {n}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .bvh import load_bvh
+    from .synth import VirtualCamera, synth_mapping, synth_take
+    from .take import save_take
+
+    motion = load_bvh(args.motion)
+    if args.fps:
+        motion = motion.resample(args.fps)
+    bonemap = args.map
+    if bonemap and Path(bonemap).suffix.lower() == ".toml":
+        from retarget.bonemap import load_bonemap
+
+        bonemap = load_bonemap(bonemap)
+    mapping = synth_mapping(motion, bonemap)
+    cam = VirtualCamera(distance_m=args.camera_distance, hfov_deg=args.hfov, width=args.width, height=args.height)
+    take = synth_take(motion, mapping=mapping, camera=cam, noise_mm=args.noise_mm, dropout=args.dropout,
+                      seed=args.seed)
+    save_take(take, args.output)
+    print(take.summary())
+    print(f"synthetic take of {args.motion} written to {args.output}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import DEFAULT_JOINTS, LIMB_JOINTS, evaluate
+
+    motion = _load_motion_any(args.motion)
+    truth = _load_motion_any(args.truth)
+    joints = {"limbs": LIMB_JOINTS, "default": DEFAULT_JOINTS}[args.joints]
+    r = evaluate(motion, truth, motion_map=args.motion_map, truth_map=args.truth_map, joints=list(joints),
+                 heading_align=not args.no_heading_align)
+    text = json.dumps(r, indent=2, allow_nan=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .cleanup import clean_markers
+    from .motion_io import load_motion
+    from .pipeline import solve_markers
+    from .report import format_report, quality_report
+    from .root import lift_take
+    from .take import load_take
+
+    opts = _solve_options(args)
+    take = load_take(args.take)
+    raw, info = lift_take(take, smooth_s=opts.root_smooth_s)
+    mfile = Path(args.take) / "motion.npz"
+    if mfile.is_file():
+        motion, contacts = load_motion(mfile)
+        clean, _ = clean_markers(raw, mode=opts.mode, params=opts.clean_params())
+    else:
+        res = solve_markers(raw, opts, lift_info=info)
+        motion, contacts, clean = res.motion, res.contacts, res.clean
+    out = Path(args.output) if args.output else Path(args.take) / "report"
+    d = quality_report(raw, clean, motion=motion, contacts=contacts or None, visibility=take, out_dir=out)
+    print(format_report(d))
+    print(f"report written to {out} (report.json and plots)")
+    return 0
+
+
+def _add_solve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("offline", "live"), default="offline",
+                   help="offline: zero-phase filters over the whole take (no lag, default); "
+                        "live: causal One Euro filtering, as the recorder uses")
+    p.add_argument("--body-cutoff", type=float, default=None, metavar="HZ",
+                   help="body low-pass cutoff (default: chosen per take by residual analysis, 3-8 Hz)")
+    p.add_argument("--hands-cutoff", type=float, default=None, metavar="HZ", help="hands low-pass cutoff (default 8)")
+    p.add_argument("--face-cutoff", type=float, default=None, metavar="HZ", help="face low-pass cutoff (default 8)")
+    p.add_argument("--max-gap", type=float, default=None, metavar="S",
+                   help="longest dropout filled in, seconds (default 0.25 body, 0.15 hands, 0.2 face); "
+                        "longer gaps stay marked missing")
+    p.add_argument("--no-limits", action="store_true", help="do not clamp joints to anatomical limits")
+    p.add_argument("--no-foot-lock", action="store_true", help="do not plant feet during contacts")
+    p.add_argument("--contact-height", type=float, default=0.05, metavar="M",
+                   help="a foot lower than this above the floor (and slow) is in contact (default 0.05 m)")
+    p.add_argument("--contact-speed", type=float, default=0.25, metavar="M/S",
+                   help="a foot slower than this (and low) is in contact (default 0.25 m/s)")
+    p.add_argument("--max-slide", type=float, default=0.05, metavar="M",
+                   help="a contact whose foot drifts further is a real slide or pivot and is not locked "
+                        "(default 0.05 m)")
+    p.add_argument("--root-smooth", type=float, default=0.05, metavar="S",
+                   help="smoothing of the hips' camera-space path, seconds (default 0.05)")
+    p.add_argument("--fov", type=float, default=None, metavar="DEG",
+                   help="horizontal field of view of the camera, overriding the take's")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def _add_track_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-complexity", type=int, default=1, choices=(0, 1, 2),
                    help="MediaPipe pose model: 0 lite (fastest), 1 full (bundled, default), 2 heavy "
@@ -188,6 +362,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="out/demo", metavar="OUTDIR", help="output folder (default out/demo)")
     _add_track_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("solve", help="solve a take into a clean skeletal motion (and BVH)",
+                       description="Lift the take into the world (root motion from one camera, floor), clean "
+                                   "it, solve joint rotations on the canonical skeleton, detect foot contacts and "
+                                   "lock planted feet. Stores TAKE/motion.npz; -o also writes a BVH.")
+    p.add_argument("take", metavar="TAKE", help="take folder from `understudy track` or `synth`")
+    p.add_argument("-o", "--output", metavar="MOTION.bvh", help="also write the motion as .bvh (or .npz)")
+    _add_solve_options(p)
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("clean", help="clean a take's landmarks into world-frame 3D markers",
+                       description="Lift and clean a take's landmarks (swap repair, spikes, gaps, filtering, "
+                                   "bone lengths) and write them as markers (.npz), without solving a skeleton.")
+    p.add_argument("take", metavar="TAKE", help="take folder")
+    p.add_argument("-o", "--output", metavar="MARKERS.npz", help="output (default TAKE/markers_clean.npz)")
+    _add_solve_options(p)
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("synth", help="make a synthetic take from a BVH (for validation)",
+                       description="Map a BVH's joints onto MediaPipe's landmarks and film them with a virtual "
+                                   "pinhole camera, optionally with noise and dropped frames.")
+    p.add_argument("motion", metavar="MOTION.bvh", help="motion capture to film")
+    p.add_argument("-o", "--output", required=True, metavar="TAKE", help="take folder to write")
+    p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian landmark noise, sigma in mm (default 0)")
+    p.add_argument("--dropout", type=float, default=0.0, help="share of frames with nobody found (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for noise and dropout")
+    p.add_argument("--fps", type=float, default=30.0, help="resample the motion to this rate first (default 30)")
+    p.add_argument("--map", metavar="PROFILE_OR_TOML",
+                   help="bone map of the BVH (a shipped profile name or a .toml; default: detected)")
+    p.add_argument("--camera-distance", type=float, default=9.0, metavar="M",
+                   help="camera distance from the performer's start, metres (default 9: a walk stays in frame)")
+    p.add_argument("--hfov", type=float, default=60.0, metavar="DEG", help="camera horizontal FOV (default 60)")
+    p.add_argument("--width", type=int, default=1280, help="image width in px (default 1280)")
+    p.add_argument("--height", type=int, default=720, help="image height in px (default 720)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("eval", help="compare a motion with the truth (JSON metrics)",
+                       description="MPJPE, PA-MPJPE, bone-direction error, root-path error, foot skate and jitter "
+                                   "of MOTION against TRUTH, matching joints by name through bone maps.")
+    p.add_argument("motion", metavar="MOTION", help="take folder (its motion.npz), motion .npz or .bvh")
+    p.add_argument("--truth", required=True, metavar="MOTION.bvh", help="reference motion (.bvh, .npz or take)")
+    p.add_argument("--joints", choices=("limbs", "default"), default="limbs",
+                   help="limbs: hips, legs, arms (every convention agrees where they are; default); "
+                        "default: also neck and head")
+    p.add_argument("--motion-map", default=None, help="bone-map profile of MOTION (default: detected)")
+    p.add_argument("--truth-map", default=None, help="bone-map profile of the truth (default: detected)")
+    p.add_argument("--no-heading-align", action="store_true",
+                   help="do not turn the motion about +Y to the truth's heading first")
+    p.add_argument("-o", "--output", metavar="METRICS.json", help="also write the JSON here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="quality report of a take: JSON and plots, raw beside cleaned",
+                       description="Jitter, gaps, low-visibility frames, bone-length variation, foot skate and "
+                                   "floor penetration, raw beside cleaned, as report.json and PNG plots.")
+    p.add_argument("take", metavar="TAKE", help="take folder (solved or not)")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default TAKE/report)")
+    _add_solve_options(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("models", help="manage optional MediaPipe model files",
                        description="Install the optional lite/heavy pose models for --model-complexity 0/2.")

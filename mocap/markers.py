@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import UsageError
 
-__all__ = ["Markers"]
+__all__ = ["Markers", "save_markers", "load_markers"]
 
 
 @dataclass
@@ -81,3 +81,62 @@ class Markers:
              "confidence": self.confidence, "frame": self.frame, "meta": dict(self.meta)}
         d.update(kw)
         return Markers(**d)
+
+
+MARKERS_SCHEMA = "understudy.markers"
+MARKERS_SCHEMA_VERSION = 1
+
+
+def save_markers(markers: Markers, path):
+    """Write markers to an ``.npz`` (schema ``understudy.markers`` v1, no pickle), atomically:
+    ``names (N,)``, ``points (T, N, 3)`` metres, ``confidence (T, N)``, ``timestamps (T,)``,
+    and a JSON ``header`` (schema, version, frame, units, axes)."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    header = {"schema": MARKERS_SCHEMA, "schema_version": MARKERS_SCHEMA_VERSION, "frame": markers.frame,
+              "units": {"length": "m", "time": "s"},
+              "axes": "world: +Y up, floor at y=0, right-handed; camera: +x right, +y up, +z towards the camera"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, names=np.array(markers.names, dtype=str), points=markers.points,
+                            confidence=markers.confidence, timestamps=markers.timestamps,
+                            header=np.array(json.dumps(header)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_markers(path) -> Markers:
+    """Read a markers ``.npz`` written by :func:`save_markers`."""
+    import json
+    from pathlib import Path
+
+    from .errors import FileFormatError
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise FileFormatError(f"no markers file at {path}") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise FileFormatError(f"{path}: not a readable markers archive ({e})") from None
+    try:
+        header = json.loads(str(d["header"]))
+    except (KeyError, json.JSONDecodeError) as e:
+        raise FileFormatError(f"{path}: missing or malformed header ({e})") from None
+    if header.get("schema") != MARKERS_SCHEMA or header.get("schema_version") != MARKERS_SCHEMA_VERSION:
+        raise FileFormatError(f"{path}: expected {MARKERS_SCHEMA} version {MARKERS_SCHEMA_VERSION}")
+    try:
+        return Markers(names=tuple(str(n) for n in d["names"]), points=d["points"], timestamps=d["timestamps"],
+                       confidence=d["confidence"], frame=header.get("frame", "world"))
+    except (KeyError, UsageError) as e:
+        raise FileFormatError(f"{path}: inconsistent markers ({e})") from None

@@ -113,6 +113,17 @@ def _stage(timings: dict, name: str, bar):
     return _S()
 
 
+def _group_notes(notes: list[str]) -> list[str]:
+    """One line for the many 'bone ...: no confident frame' notes of a part never seen."""
+    unseen = [n for n in notes if n.startswith("bone '") and "no confident frame" in n]
+    if len(unseen) <= 2:
+        return notes
+    parts = sorted({n.split("'")[1].split(".")[0] for n in unseen})
+    rest = [n for n in notes if n not in unseen]
+    return rest + [f"{len(unseen)} bones ({', '.join(parts)}) never seen with confidence: their lengths come "
+                   "from the canonical proportions and their joints hold the rest pose"]
+
+
 def solve_markers(markers: Markers, options: SolveOptions | None = None, *, progress: bool = False,
                   lift_info: dict | None = None, _bar=None, _timings=None) -> SolveResult:
     """Clean, solve, detect contacts and lock feet, from world-frame markers."""
@@ -147,7 +158,7 @@ def solve_markers(markers: Markers, options: SolveOptions | None = None, *, prog
     finally:
         if own_bar:
             bar.close()
-    notes = list((lift_info or {}).get("notes", [])) + list(getattr(report, "notes", []))
+    notes = list((lift_info or {}).get("notes", [])) + _group_notes(list(getattr(report, "notes", [])))
     if n_slides:
         notes.append(f"{n_slides} foot contact(s) slid more than {100 * opts.max_slide_m:g} cm "
                      "(pivots or slides): left unlocked")

@@ -548,7 +548,8 @@ def lift_take(
     Pw = np.asarray(take.pose_world, dtype=float)
     img = np.asarray(take.pose_image, dtype=float)
     vis = np.nan_to_num(np.asarray(take.pose_visibility, dtype=float))
-    pres = np.nan_to_num(np.asarray(take.pose_presence, dtype=float))
+    # presence is NaN where the tracker does not report it (legacy Holistic): no information, 1
+    pres = np.nan_to_num(np.asarray(take.pose_presence, dtype=float), nan=1.0)
     Pw = np.where(has_pose[:, None, None], Pw, np.nan)
 
     t = camera_translation(Pw, img, intr, weights=vis * has_pose[:, None], iterations=gn_iterations)

@@ -19,7 +19,8 @@ Arrays (T frames; N landmarks of the part; NaN where the part was not found):
 ``pose_world``              ``(T, 33, 3)``   metres, camera frame (+Y up, +Z to camera),
                                              origin between the hips (MediaPipe's)
 ``pose_visibility``         ``(T, 33)``      0..1, likely visible (not occluded)
-``pose_presence``           ``(T, 33)``      0..1, likely inside the frame
+``pose_presence``           ``(T, 33)``      0..1, likely inside the frame; NaN where the
+                                             tracker does not report it (legacy Holistic)
 ``left_hand_image``         ``(T, 21, 3)``   as ``pose_image``, the performer's left hand
 ``right_hand_image``        ``(T, 21, 3)``   the performer's right hand
 ``face_image``              ``(T, 478, 3)``  468 mesh points + 10 iris points

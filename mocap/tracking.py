@@ -163,7 +163,9 @@ def _lm_array(lms, n: int, with_vis: bool = False):
     if len(pts) != n:
         raise TrackingError(f"MediaPipe returned {len(pts)} landmarks where {n} were expected")
     if with_vis:
-        a = np.array([(p.x, p.y, p.z, p.visibility, p.presence) for p in pts], dtype=np.float64)
+        # legacy Holistic fills visibility only; presence stays unset (NaN = not reported)
+        a = np.array([(p.x, p.y, p.z, p.visibility, p.presence if p.HasField("presence") else np.nan)
+                      for p in pts], dtype=np.float64)
         return a[:, :3], a[:, 3], a[:, 4]
     return np.array([(p.x, p.y, p.z) for p in pts], dtype=np.float64)
 
