@@ -735,7 +735,8 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
             hz = pp["cutoff_hz"]
             if hz == "auto":
                 lo, hi = pp.get("auto_range_hz", (3.0, 8.0))
-                if T >= 16:
+                seen_frames = int(np.isfinite(xf).reshape(T, -1).any(axis=1).sum())
+                if seen_frames >= 16:
                     pick = F.residual_cutoff(xf, t, lo_hz=lo, hi_hz=hi)
                     hz = pick["cutoff_hz"]
                     report.notes.append(f"{part}: cutoff {hz:g} Hz from residual analysis "

@@ -42,7 +42,9 @@ class SolveOptions:
     ``limits`` [on] anatomical joint limits; ``foot_lock`` [on];
     ``contact_height_m`` [0.05] and ``contact_speed_m_s`` [0.25] enter a contact (leave
     at 1.6x those); ``max_slide_m`` [0.05] a contact whose foot drifts further is a real
-    slide (pivot, dance step) and is not locked; ``root_smooth_s`` [0.05] smoothing of the camera-space hips path;
+    slide (pivot, dance step) and is not locked; ``finger_cutoff_hz`` [4] low-pass of the
+    finger joints' rotations, so fingers ease into a pose when a hand is found again
+    instead of popping from the held pose; ``root_smooth_s`` [0.05] smoothing of the camera-space hips path;
     ``fov_deg`` overrides the take's camera field of view.
     """
 
@@ -56,6 +58,7 @@ class SolveOptions:
     contact_height_m: float = 0.05
     contact_speed_m_s: float = 0.25
     max_slide_m: float = 0.05
+    finger_cutoff_hz: float = 4.0
     root_smooth_s: float = 0.05
     fov_deg: float | None = None
 
@@ -113,6 +116,32 @@ def _stage(timings: dict, name: str, bar):
     return _S()
 
 
+_FINGER_WORDS = ("Thumb", "Index", "Middle", "Ring", "Little")
+
+
+def _ease_fingers(motion: Motion, *, cutoff_hz: float) -> Motion:
+    """Low-pass the finger joints' local rotations (zero phase, sign-continuous wxyz,
+    renormalised). A hand lost and found again holds its last pose, then jumps to the new
+    one; filtered, the fingers move there over ~1/cutoff seconds like a real hand."""
+    from .filters import butterworth_zero_phase
+
+    idx = [i for i, n in enumerate(motion.skeleton.names) if any(w in n for w in _FINGER_WORDS)]
+    if not idx or motion.n_frames < 16 or not cutoff_hz:
+        return motion
+    fs = motion.fps
+    hz = min(cutoff_hz, 0.4 * fs)
+    q = motion.rotations[:, idx].copy()
+    dots = np.sum(q[1:] * q[:-1], axis=-1)
+    flips = np.cumsum(np.concatenate([np.zeros((1, len(idx))), dots < 0]), axis=0) % 2
+    q = np.where(flips[..., None] == 1, -q, q)
+    f = butterworth_zero_phase(q, motion.timestamps, cutoff_hz=hz)
+    f /= np.linalg.norm(f, axis=-1, keepdims=True)
+    rot = motion.rotations.copy()
+    rot[:, idx] = f
+    return Motion(skeleton=motion.skeleton, rotations=rot, root_positions=motion.root_positions, fps=motion.fps,
+                  timestamps=motion.timestamps, meta=dict(motion.meta))
+
+
 def _group_notes(notes: list[str]) -> list[str]:
     """One line for the many 'bone ...: no confident frame' notes of a part never seen."""
     unseen = [n for n in notes if n.startswith("bone '") and "no confident frame" in n]
@@ -147,6 +176,7 @@ def solve_markers(markers: Markers, options: SolveOptions | None = None, *, prog
             clean, report = clean_markers(markers, mode=opts.mode, params=opts.clean_params())
         with _stage(timings, "solve", bar):
             motion = solve_motion(clean, limits=opts.limits)
+            motion = _ease_fingers(motion, cutoff_hz=opts.finger_cutoff_hz)
         with _stage(timings, "contacts", bar):
             contacts = motion_contacts(motion, height_on=opts.contact_height_m,
                                        height_off=1.6 * opts.contact_height_m,
