@@ -1,2 +1,9 @@
-"""Skeletal motion onto any humanoid rig: rig loading, bone maps, retargeting passes,
-exporters. Imports no camera, MediaPipe or Blender code, so it loads fast anywhere."""
+"""Skeletal motion onto any humanoid rig.
+
+``bonemap``  bone-map profiles (data files in ``assets/bonemaps/``), detection, checks
+``gltf``     glTF 2.0 / GLB / VRM read, write and structural validation (pure numpy)
+``rig``      ``Rig`` = world-aligned skeleton + rest pose + bind data + meshes; GLB export
+
+Imports no camera, MediaPipe or Blender code, so it loads fast anywhere; FBX goes
+through Blender in a worker process.
+"""
