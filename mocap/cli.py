@@ -281,6 +281,60 @@ def cmd_report(args) -> int:
     return 0
 
 
+# -- issue 4: retarget, batch -------------------------------------------------------------
+
+
+def cmd_retarget(args) -> int:
+    from retarget.batch import RetargetOptions, default_map_path, output_format, parse_frames, retarget_files
+
+    out = Path(args.output)
+    output_format(out)  # an unknown extension fails before any work
+    if args.fps is not None and not args.fps > 0:
+        raise UsageError(f"--fps must be positive, got {args.fps}")
+    frames = parse_frames(args.frames) if args.frames else None
+    map_out = Path(args.save_map) if args.save_map else default_map_path(out)
+    if map_out.resolve() == out.resolve():
+        raise UsageError(f"--save-map {map_out} would overwrite the output")
+    opts = RetargetOptions(foot_ik=not args.no_foot_ik, hand_ik=args.hand_ik, fps=args.fps, frames=frames)
+    res = retarget_files(args.source, args.rig, [out], source_map=args.source_map, target_map=args.map,
+                         options=opts, map_out=map_out)
+    print(f"retargeted {res.n_frames} frames ({res.fps:g} fps) of {Path(args.source).name} (bone map "
+          f"{res.source_map!r}) onto {Path(args.rig).name} (bone map {res.target_map!r}), "
+          f"{len(res.map_used)} bones matched")
+    for n in res.notes:
+        print(f"note: {n}")
+    print("stages (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res.timings.items()))
+    print(f"written {out}")
+    if res.map_path is not None:
+        print(f"bone map used written to {res.map_path} (edit it and pass --map {res.map_path} to reuse)")
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from retarget.batch import format_summary, load_manifest, plan_jobs, run_batch
+
+    if args.scheduler and args.workers is not None:
+        raise UsageError("--workers is for local runs; the dask cluster at --scheduler has its own workers")
+    manifest = load_manifest(args.manifest, allow_outside=args.allow_outside)
+    jobs = plan_jobs(manifest)
+    print(f"{len(manifest.takes)} take(s) x {len(manifest.characters)} character(s) x "
+          f"{len(manifest.variants)} variant(s) = {len(jobs)} job(s), formats {', '.join(manifest.formats)}; "
+          f"outputs in {manifest.output_dir}")
+    if args.dry_run:
+        for j in jobs:
+            have = [Path(o).exists() for o in j.outputs]
+            state = "skip (outputs exist)" if all(have) else "run"
+            print(f"{j.name}: {state}: " + ", ".join(Path(o).name for o in j.outputs))
+        return 0
+    _sigterm_to_interrupt()
+    report = run_batch(jobs, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+                       on_interrupt=lambda msg: print(f"understudy: {msg}", file=sys.stderr, flush=True))
+    print(format_summary(report))
+    if report.interrupted:
+        _err("batch interrupted; finished outputs are kept, run it again to do the rest")
+    return report.exit_code
+
+
 def _add_solve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("offline", "live"), default="offline",
                    help="offline: zero-phase filters over the whole take (no lag, default); "
@@ -420,6 +474,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="output folder (default TAKE/report)")
     _add_solve_options(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("retarget", help="put a motion onto a character (GLB, BVH or FBX out)",
+                       description="Retarget a solved take, a motion .npz or a BVH onto a character (.glb, .gltf, "
+                                   ".vrm, or a .bvh skeleton) and write it as .glb, .bvh or .fbx. The bone map "
+                                   "used is written beside the output (OUT.map.toml) to edit and reuse with --map.")
+    p.add_argument("source", metavar="TAKE_OR_BVH", help="take folder (its motion.npz), motion .npz or .bvh")
+    p.add_argument("--rig", required=True, metavar="CHARACTER", help="character: .glb .gltf .vrm, or .bvh")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output: .glb, .bvh or .fbx")
+    p.add_argument("--map", metavar="MAP.toml",
+                   help="the character's bone map (a .toml, e.g. a saved OUT.map.toml, or a shipped profile); "
+                        "default: the file's own (VRM) or the best shipped profile")
+    p.add_argument("--source-map", metavar="PROFILE_OR_TOML",
+                   help="the source's bone map (shipped profile name or .toml); default: detected")
+    p.add_argument("--save-map", metavar="MAP.toml", help="where to write the bone map used (default OUT.map.toml "
+                                                          "beside the output, e.g. hero.glb -> hero.map.toml)")
+    p.add_argument("--no-foot-ik", action="store_true", help="do not pin the feet with IK")
+    p.add_argument("--hand-ik", action="store_true", help="also pin the hands with IK")
+    p.add_argument("--fps", type=float, default=None, metavar="N", help="resample the source to N fps first")
+    p.add_argument("--frames", metavar="A:B",
+                   help="keep frames A to B-1 (0-based, counted after --fps; A: or :B leave a side open)")
+    p.set_defaults(func=cmd_retarget)
+
+    p = sub.add_parser("batch", help="retarget many takes onto many characters from a manifest",
+                       description="Run every take x character x settings job of a batch manifest "
+                                   "(schema understudy.batch, see docs/retargeting.md) in worker processes. "
+                                   "Existing outputs are skipped; a failing job does not stop the rest; the exit "
+                                   "code is 0 only when every job succeeded.")
+    p.add_argument("manifest", metavar="MANIFEST.toml", help="batch manifest")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes (default: one per CPU)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run on this dask.distributed cluster instead (workers must see the same paths)")
+    p.add_argument("--dry-run", action="store_true", help="check the manifest and list the jobs; run nothing")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="let the manifest name files outside its own folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("models", help="manage optional MediaPipe model files",
                        description="Install the optional lite/heavy pose models for --model-complexity 0/2.")
