@@ -3,6 +3,9 @@
 ``bonemap``  bone-map profiles (data files in ``assets/bonemaps/``), detection, checks
 ``gltf``     glTF 2.0 / GLB / VRM read, write and structural validation (pure numpy)
 ``rig``      ``Rig`` = world-aligned skeleton + rest pose + bind data + meshes; GLB export
+``retarget`` retargeting as named passes (map, rest alignment, rotations, root, foot IK)
+``fbx``      FBX export through Blender in a worker process
+``batch``    ``understudy batch``: manifests, jobs, process pool or Dask
 
 Imports no camera, MediaPipe or Blender code, so it loads fast anywhere; FBX goes
 through Blender in a worker process.
