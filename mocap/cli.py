@@ -8,6 +8,7 @@ can be saved.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -16,6 +17,11 @@ from pathlib import Path
 from .errors import UnderstudyError, UsageError
 
 __all__ = ["main", "build_parser"]
+
+# Further subcommands live in their own modules, each with ``register(subparsers)`` that
+# adds its parsers; they import their heavy dependencies only when a command runs.
+COMMAND_MODULES: tuple[str, ...] = (
+)
 
 DEMO_FOOTAGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
@@ -521,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(@mediapipe/pose@0.5.1675469404) into the installed mediapipe.")
     q.add_argument("--from", dest="source", required=True, metavar="FOLDER_OR_TGZ")
     q.set_defaults(func=cmd_models_install)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return ap
 
 

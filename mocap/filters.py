@@ -21,13 +21,16 @@ and why; :func:`jitter` and :func:`mean_abs_acc` measure the result.
 
 All work is vectorised over landmarks. The offline filters group the columns that share
 one NaN pattern (a whole part is usually lost at once) and filter each contiguous run of
-valid frames of a group in one call: :func:`clean_track` cleans a 10-minute body track
-(18000 x 33 x 3) in under a second once scipy is loaded. Outputs are float64.
+valid frames of a group at once (one signal per row; several cutoffs share that work,
+and long tracks are spread over two threads): :func:`clean_track` cleans a 10-minute
+body track (18000 x 33 x 3) in about 0.1 s once scipy is loaded. Outputs are float64.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,20 +97,23 @@ def _check_positive(what: str, **values: float) -> None:
 def _pattern_groups(valid: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Columns of ``valid`` ``(T, C)`` grouped by identical NaN pattern.
 
-    Returns ``[(cols, v), ...]``: the column indices of a group and its ``(T,)`` pattern.
+    Returns ``[(cols, v), ...]``: the column indices of a group (ascending) and its
+    ``(T,)`` pattern (a view into ``valid``).
     """
     T, C = valid.shape
     if C == 0:
         return []
     if T == 0:
         return [(np.arange(C), np.zeros(0, bool))]
-    packed = np.ascontiguousarray(np.packbits(valid, axis=0).T)  # (C, ceil(T/8))
-    _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    splits = np.cumsum(np.bincount(inverse))[:-1]
-    groups = np.split(order, splits)
-    return [(cols, valid[:, first[g]]) for g, cols in enumerate(groups)]
+    if C == 1 or not np.any(valid[:, 1:] != valid[:, :1]):
+        return [(np.arange(C), valid[:, 0])]  # the usual case: one pattern for all
+    keys = np.packbits(np.ascontiguousarray(valid.T), axis=1)  # (C, ceil(T/8))
+    groups: dict[bytes, list[int]] = {}
+    for c in range(C):
+        groups.setdefault(keys[c].tobytes(), []).append(c)
+    # in the order np.unique would give (by packed pattern): the order runs are met in
+    # decides which of two nearly equal frame rates a filter design is made for
+    return [(np.asarray(groups[k], dtype=np.int64), valid[:, groups[k][0]]) for k in sorted(groups)]
 
 
 def _true_runs(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,40 +357,157 @@ def butterworth_zero_phase(x: Any, t: Any, *, cutoff_hz: float, order: int = 4) 
     (``3 * (2 * sections + 1)`` = 15 samples for order 4, half a second at 30 fps) gets
     the standard odd-reflection padding; a shorter run of 4 or more samples is filtered
     with the padding it has (``padlen = n - 1``), so fragments between dropouts are still
-    smoothed, a little less well at their ends; runs of 1-3 samples are left as they are.
+    smoothed, a little less well at their ends; runs of 1-3 samples are left as they are
+    (unless their timing is irregular: they still go to the even grid and back).
+
+    **Cost.** The filtering is ``sosfiltfilt``'s, step for step (so the same numbers),
+    run along contiguous rows (one column of a run per row), with each design made once
+    and cached; a long track is split over two threads (18000 frames x 105 columns:
+    ~50 ms on one core).
 
     Raises :class:`UsageError` if ``cutoff_hz`` is not below the Nyquist frequency
     (half the median frame rate).
     """
-    from scipy.signal import butter, sosfiltfilt
-
     x, t = _as_track(x, t, "butterworth_zero_phase")
-    if not (isinstance(order, (int, np.integer)) and 1 <= order <= 10):
-        raise UsageError(f"butterworth_zero_phase: order must be an integer 1..10, got order={order!r}")
-    _check_positive("butterworth_zero_phase", cutoff_hz=cutoff_hz)
+    return _lowpass_bank(x, t, [(cutoff_hz, order)], "butterworth_zero_phase")[0].reshape(x.shape)
+
+
+@functools.lru_cache(maxsize=512)
+def _butter_design(order: int, wc: float, fs: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(sos, zi, padlen)`` of a Butterworth low-pass: ``butter(order, wc, fs=fs,
+    output="sos")``, its ``sosfilt_zi`` and sosfiltfilt's default edge padding
+    (3 x its taps). Cached: residual analysis asks for the same designs again and again."""
+    from scipy.signal import butter, sosfilt_zi
+
+    sos = butter(order, wc, fs=fs, output="sos")
+    ntaps = 2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    return sos, sosfilt_zi(sos), 3 * ntaps
+
+
+def _filtfilt_rows(sosfilt, sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
+    """``scipy.signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen)`` for ``x`` ``(k, n)``
+    (one signal per row, ``0 < padlen < n``), step for step (the same odd extension,
+    initial conditions and passes), so the result is identical; it only skips the
+    transposes that filtering along axis 0 costs. ``sosfilt`` is scipy's."""
+    ext = np.concatenate((2 * x[:, :1] - x[:, padlen:0:-1], x,
+                          2 * x[:, -1:] - x[:, -2:-(padlen + 2):-1]), axis=1)
+    z = zi.reshape(zi.shape[0], 1, 2)
+    y, _ = sosfilt(sos, ext, axis=-1, zi=z * ext[:, :1])
+    y, _ = sosfilt(sos, y[:, ::-1], axis=-1, zi=z * y[:, -1:])
+    return y[:, ::-1][:, padlen:ext.shape[1] - padlen]
+
+
+_RUN_COLUMNS = 192
+"""Columns filtered together at most (bounded memory for the face's 1434 columns)."""
+
+
+def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], what: str,
+                  out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """:func:`butterworth_zero_phase` of ``x`` ``(T, ...)`` (checked by ``_as_track``) for
+    each ``(cutoff_hz, order)`` of ``specs``: a list of ``(T, C)`` arrays, C the scalars
+    of a frame, written into ``out`` (arrays or views of that shape) if given. The NaN
+    patterns, valid runs, timing checks and the rows of each run (one signal per row)
+    are worked out once for all the filters; the filtering itself may run on
+    :data:`_WORKERS` threads (scipy's ``sosfilt`` releases the GIL), each writing its own
+    part of an output, so the result does not depend on it."""
+    from scipy.signal import sosfilt
+
+    T = x.shape[0]
+    X = x.reshape(T, -1)
     fs_med = 1.0 / _median_dt(t)
-    if x.shape[0] > 1 and cutoff_hz >= 0.5 * fs_med:
-        raise UsageError(f"butterworth_zero_phase: cutoff_hz={cutoff_hz} must be below the Nyquist "
-                         f"frequency {0.5 * fs_med:.3g} Hz of this {fs_med:.3g} fps track")
-    cache: dict[float, tuple[np.ndarray, int]] = {}
+    for cutoff_hz, order in specs:
+        if not (isinstance(order, (int, np.integer)) and 1 <= order <= 10):
+            raise UsageError(f"{what}: order must be an integer 1..10, got order={order!r}")
+        _check_positive(what, cutoff_hz=cutoff_hz)
+        if T > 1 and cutoff_hz >= 0.5 * fs_med:
+            raise UsageError(f"{what}: cutoff_hz={cutoff_hz} must be below the Nyquist "
+                             f"frequency {0.5 * fs_med:.3g} Hz of this {fs_med:.3g} fps track")
+    runs = []
+    if T >= 2:
+        dt_med = _median_dt(t)
+        runs = [(cols_all, _valid_runs(v, t, dt_med)) for cols_all, v in _pattern_groups(~np.isnan(X))]
+    # one run covering everything is filtered whole: the outputs need no copy of the input
+    full = len(runs) == 1 and runs[0][1] == [(0, T)] and T >= 4
+    if out is None:
+        outs = [np.empty_like(X) if full else X.copy() for _ in specs]
+    else:
+        outs = out
+        if not full:
+            for o in outs:
+                o[...] = X
+    caches: list[dict[float, tuple[np.ndarray, np.ndarray, int]]] = [{} for _ in specs]
+    jobs = []
+    for cols_all, col_runs in runs:
+        for s, e in col_runs:
+            if e - s < 2:
+                continue
+            ts = t[s:e]
+            d = np.diff(ts)
+            dt = float(np.median(d))
+            uniform = bool(np.all(np.abs(d - dt) <= 0.01 * dt))
+            if uniform:
+                fs, grid = 1.0 / dt, None
+            else:  # filtered on an even grid spanning the run (see butterworth_zero_phase)
+                span = float(ts[-1] - ts[0])
+                m = max(int(round(span / dt)) + 1, e - s)
+                grid = np.linspace(ts[0], ts[-1], m)
+                fs = (m - 1) / span
+            # columns per job: at most _RUN_COLUMNS, and few enough that a big run makes
+            # two jobs per thread even for one or two filters
+            per = _RUN_COLUMNS
+            if _WORKERS > 1 and len(specs) < 2 * _WORKERS and (e - s) * cols_all.size >= _PARALLEL_SAMPLES:
+                per = min(per, max(16, -(-cols_all.size // -(-2 * _WORKERS // len(specs)))))
+            for c0 in range(0, cols_all.size, per):
+                cols = cols_all[c0:c0 + per]
+                where = (slice(s, e),) if cols.size == X.shape[1] else (slice(s, e), cols)
+                block = X[where]
+                if grid is not None:
+                    block = _interp_rows(grid, ts, block)
+                rows = np.ascontiguousarray(block.T)  # (k, n): one signal per row
+                n = rows.shape[1]
+                if n < 4 and grid is None:
+                    continue  # too short to filter: left as it is
+                for o, cache, (cutoff_hz, order) in zip(outs, caches, specs):
+                    if n < 4:  # (on a grid it still goes there and back, as it always has)
+                        o[where] = _interp_rows(ts, grid, rows.T)
+                        continue
+                    key = round(fs, 6)
+                    if key not in cache:
+                        cache[key] = _butter_design(int(order), min(cutoff_hz, 0.49 * fs), fs)
+                    sos, zi, padlen = cache[key]
+                    jobs.append((o, where, ts, grid, rows, sos, zi, min(padlen, n - 1)))
 
-    def design(fs: float) -> tuple[np.ndarray, int]:
-        key = round(fs, 6)
-        if key not in cache:
-            wc = min(cutoff_hz, 0.49 * fs)  # a run can be sparser than the median
-            sos = butter(order, wc, fs=fs, output="sos")
-            ntaps = 2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
-            cache[key] = (sos, 3 * ntaps)
-        return cache[key]
+    def work(job) -> None:
+        o, where, ts, grid, rows, sos, zi, padlen = job
+        y = _filtfilt_rows(sosfilt, sos, zi, rows, padlen).T  # (n, k)
+        o[where] = y if grid is None else _interp_rows(ts, grid, y)
 
-    def fn(block: np.ndarray, fs: float) -> np.ndarray:
-        n = block.shape[0]
-        if n < 4:
-            return block
-        sos, padlen = design(fs)
-        return sosfiltfilt(sos, block, axis=0, padlen=min(padlen, n - 1))
+    _run_jobs(work, jobs, sum(job[4].size for job in jobs))
+    return outs
 
-    return _filter_runs(x, t, fn)
+
+_WORKERS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+"""Threads the zero-phase filters may use (scipy's ``sosfilt`` releases the GIL): two
+when the process may run on two or more CPUs."""
+
+_PARALLEL_SAMPLES = 1 << 18
+"""Samples below which the filters run on the calling thread only."""
+
+
+def _run_jobs(work, jobs: list, samples: int) -> None:
+    """``work(job)`` for every job: on :data:`_WORKERS` threads when there are at least
+    two jobs and :data:`_PARALLEL_SAMPLES` samples, else one after the other. The jobs
+    must write disjoint outputs. A pool lives only for the call (nothing to inherit
+    across a fork)."""
+    if _WORKERS < 2 or len(jobs) < 2 or samples < _PARALLEL_SAMPLES:
+        for job in jobs:
+            work(job)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="mocap-filter") as ex:
+        for _ in ex.map(work, jobs):
+            pass
 
 
 def savgol(x: Any, t: Any, *, window_s: float, polyorder: int = 3) -> np.ndarray:
@@ -520,139 +643,303 @@ the two-sample factor is smaller because extrapolating two frames doubles the no
 the disagreement."""
 
 
-def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``a[idx[i, p], p]`` for ``a`` ``(T, P, ...)`` and ``idx`` ``(T, P)`` (clipped)."""
-    T, P = idx.shape
-    flat = np.clip(idx, 0, a.shape[0] - 1) * P + np.arange(P)
-    return a.reshape((a.shape[0] * P,) + a.shape[2:])[flat]
-
-
 def _length(a: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", a, a))
 
 
-def _stencil_test(tn, xn, ok, queries):
-    """For :func:`reject_spikes`: with nodes at times ``tn`` (4 arrays ``(T, P)``: two
-    valid samples left, two right) holding values ``xn`` (4 arrays ``(T, P, D)``), for
-    each query ``(tq, xq)``: the length of ``xq`` minus the cubic through the nodes at
-    ``tq``, and the neighbours' disagreement there (the line through the left pair vs the
-    line through the right pair). Entries where ``ok`` is False are meaningless."""
-    t0, t1, t2, t3 = (np.where(ok, tk, k) for k, tk in enumerate(tn))  # unusable: finite
-    tn = [t0, t1, t2, t3]
+def _lagrange4(t0, t1, t2, t3, tq):
+    """Weights of the cubic through nodes at ``t0 .. t3`` evaluated at ``tq`` (arrays
+    that broadcast). One formula for every path of :func:`_spike_mask`, so they agree
+    to the bit."""
     c0 = 1.0 / ((t0 - t1) * (t0 - t2) * (t0 - t3))
     c1 = 1.0 / ((t1 - t0) * (t1 - t2) * (t1 - t3))
     c2 = 1.0 / ((t2 - t0) * (t2 - t1) * (t2 - t3))
     c3 = 1.0 / ((t3 - t0) * (t3 - t1) * (t3 - t2))
-    res, dis = [], []
-    for tq, xq in queries:
-        tq = np.where(ok, tq, 1.5)
-        e0, e1, e2, e3 = tq - t0, tq - t1, tq - t2, tq - t3
-        w = (e1 * e2 * e3 * c0, e0 * e2 * e3 * c1, e0 * e1 * e3 * c2, e0 * e1 * e2 * c3)  # Lagrange
-        pred = sum(w[k][..., None] * xn[k] for k in range(4))
-        res.append(_length(xq - pred))
-        left = xn[1] + (xn[1] - xn[0]) * ((tq - tn[1]) / (tn[1] - tn[0]))[..., None]
-        right = xn[2] + (xn[3] - xn[2]) * ((tq - tn[2]) / (tn[3] - tn[2]))[..., None]
-        dis.append(_length(left - right))
-    return res, dis
+    e0, e1, e2, e3 = tq - t0, tq - t1, tq - t2, tq - t3
+    return e1 * e2 * e3 * c0, e0 * e2 * e3 * c1, e0 * e1 * e3 * c2, e0 * e1 * e2 * c3
 
 
-def _sliding_max(a: np.ndarray, r: int) -> np.ndarray:
-    """Maximum of ``a`` ``(T, ...)`` over frames ``i - r .. i + r`` (non-negative ``a``)."""
-    out = a.copy()
-    for k in range(1, r + 1):
-        np.maximum(out[k:], a[:-k], out=out[k:])
-        np.maximum(out[:-k], a[k:], out=out[:-k])
+def _cubic_residual(w, xn, xq):
+    """Length of ``xq`` ``(..., D)`` minus the cubic with weights ``w`` (4 arrays ``(...)``)
+    through the node values ``xn`` (4 arrays ``(..., D)``)."""
+    pred = w[0][..., None] * xn[0]
+    for k in (1, 2, 3):
+        pred = pred + w[k][..., None] * xn[k]
+    return _length(xq - pred)
+
+
+def _disagreement(tn, xn, tq):
+    """The neighbours' disagreement at ``tq``: the line through the two left nodes vs
+    the line through the two right nodes (``tn``, ``xn`` as in :func:`_cubic_residual`)."""
+    left = xn[1] + (xn[1] - xn[0]) * ((tq - tn[1]) / (tn[1] - tn[0]))[..., None]
+    right = xn[2] + (xn[3] - xn[2]) * ((tq - tn[2]) / (tn[3] - tn[2]))[..., None]
+    return _length(left - right)
+
+
+def _block_medians(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and count of the non-NaN values of each row of ``vals`` ``(m, B)`` (NaN
+    and 0 for an empty row); the mean of the two middle values for an even count, as
+    ``np.nanmedian`` gives."""
+    s = np.sort(vals, axis=1)  # NaN last
+    cnt = np.count_nonzero(~np.isnan(s), axis=1)
+    lo = np.take_along_axis(s, np.maximum((cnt - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(s, (cnt // 2)[:, None], axis=1)[:, 0]
+    med = (lo + hi) / 2.0
+    med[cnt == 0] = np.nan
+    return med, cnt
+
+
+def _neighbours(v: np.ndarray, t: np.ndarray, ii: np.ndarray, pp: np.ndarray, reach: float):
+    """For entries ``(ii, pp)`` of the validity mask ``v`` ``(T, P)``: the two valid
+    frames before and the three after (``L2, L1, R1, R2, R3``), looked for within
+    ``reach`` seconds; -1 (before) or T (after) where there is none within reach."""
+    T = v.shape[0]
+    lo = np.searchsorted(t, t[ii] - reach, side="left")
+    hi = np.searchsorted(t, t[ii] + reach, side="right")
+    W = int(np.max(hi - lo)) if ii.size else 1
+    rows = lo[:, None] + np.arange(W)
+    vv = v[np.minimum(rows, T - 1), pp[:, None]] & (rows < hi[:, None])
+    before = vv & (rows < ii[:, None])
+    after = vv & (rows > ii[:, None])
+    rank_b = np.cumsum(before[:, ::-1], axis=1)[:, ::-1]  # 1: the nearest before
+    rank_a = np.cumsum(after, axis=1)
+    L = [np.max(np.where(before & (rank_b == k), rows, -1), axis=1) for k in (2, 1)]
+    R = [np.min(np.where(after & (rank_a == k), rows, T), axis=1) for k in (1, 2, 3)]
+    return (*L, *R)
+
+
+def _stencils(X, t, v, ii, pp, dt_med, *, full: bool):
+    """The spike tests of :func:`_spike_mask` for the entries ``(ii, pp)`` of ``X``
+    ``(T, P, D)`` with validity ``v`` ``(T, P)``: ``ok1``, ``r1`` (one sample between two
+    valid samples on each side), ``ok2``, ``ra`` (two samples ``i`` and ``J = R1``,
+    residual at ``i``) and, with ``full``, also ``d1``, ``rb``, ``da``, ``db`` (the
+    neighbours' disagreement of the one-sample test, the residual at ``J``, the
+    disagreements at ``i`` and ``J``) and ``J``. Values where the test is not ok are
+    meaningless."""
+    T = X.shape[0]
+    L2, L1, R1, R2, R3 = _neighbours(v, t, ii, pp, 8.0 * dt_med)
+    tL2, tL1, tR1, tR2, tR3 = (t[np.clip(k, 0, T - 1)] for k in (L2, L1, R1, R2, R3))
+    vr = v[ii, pp]
+    out = {"ok1": vr & (L2 >= 0) & (R2 < T) & (tR2 - tL2 <= 6.5 * dt_med),
+           "ok2": vr & (L2 >= 0) & (R3 < T) & (tR3 - tL2 <= 7.5 * dt_med)}
+    xL2, xL1, xR1, xR2, xR3 = (X[np.clip(k, 0, T - 1), pp] for k in (L2, L1, R1, R2, R3))
+    tq, xq = t[ii], X[ii, pp]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        n1t, n1x = (tL2, tL1, tR1, tR2), (xL2, xL1, xR1, xR2)
+        n2t, n2x = (tL2, tL1, tR2, tR3), (xL2, xL1, xR2, xR3)
+        out["r1"] = _cubic_residual(_lagrange4(*n1t, tq), n1x, xq)
+        out["ra"] = _cubic_residual(_lagrange4(*n2t, tq), n2x, xq)
+        if full:
+            out["d1"] = _disagreement(n1t, n1x, tq)
+            out["rb"] = _cubic_residual(_lagrange4(*n2t, tR1), n2x, xR1)
+            out["da"] = _disagreement(n2t, n2x, tq)
+            out["db"] = _disagreement(n2t, n2x, tR1)
+            out["J"] = R1
     return out
 
 
-def _residual_scale(r: np.ndarray, B: int) -> np.ndarray:
-    """Median of ``r`` ``(T, P)`` (NaN = no value) over blocks of B frames, per column,
-    spread back to ``(T, P)``; a block with fewer than 8 values uses its column's median."""
-    T, P = r.shape
-    nb = -(-T // B)
-    blocks = np.full((nb * B, P), np.nan)
-    blocks[:T] = r
-    blocks = blocks.reshape(nb, B, P)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks and columns
-        med_b = np.nanmedian(blocks, axis=1)  # (nb, P)
-        med_all = np.nanmedian(r, axis=0)  # (P,)
-    med_b = np.where(np.sum(~np.isnan(blocks), axis=1) >= 8, med_b, med_all[None, :])
-    return np.repeat(np.nan_to_num(med_b, nan=0.0), B, axis=0)[:T]
+_SPIKE_CHUNK = 128
+"""Points processed at once by :func:`reject_spikes` (bounds the memory for the face)."""
+
+_SPIKE_SLAB = 1 << 16
+"""Scalars per slab of the dense first pass of :func:`_spike_mask` (cache-sized)."""
 
 
-_SPIKE_CHUNK = 64
-"""Points processed at once by :func:`reject_spikes`."""
+def _dense_residuals(X: np.ndarray, f: np.ndarray, cols: np.ndarray | None, t: np.ndarray, dt_med: float,
+                     ok1: np.ndarray, r1: np.ndarray, ok2: np.ndarray, ra: np.ndarray) -> None:
+    """The first pass of :func:`_spike_mask` for a group of points ``cols`` (``None``:
+    all) of ``X`` ``(T, P, D)`` that are valid in exactly the frames ``f``. Along ``f``
+    every stencil is frames ``k-2 .. k+3``, so the cubic weights are per frame and the
+    points are done together, a cache-sized slab of frames at a time. Writes the flags
+    ``ok1``, ``ok2`` ``(T, P)`` and the residuals ``r1``, ``ra`` (rows ``>= T``; NaN where
+    not ok: they must come in NaN) of the group's entries."""
+    n = f.size
+    g = X.shape[1] if cols is None else cols.size
+    D = X.shape[2]
+    k = np.arange(2, n - 2)  # frames with two valid frames on each side
+    if k.size == 0:
+        return
+    tc = t[f]
+    o1 = np.zeros(n, bool)
+    o2 = np.zeros(n, bool)
+    o1[k] = tc[k + 2] - tc[k - 2] <= 6.5 * dt_med
+    o2[k[:-1]] = tc[k[:-1] + 3] - tc[k[:-1] - 2] <= 7.5 * dt_med
+    if cols is None:
+        ok1[f], ok2[f] = o1[:, None], o2[:, None]
+    else:
+        ok1[f[:, None], cols], ok2[f[:, None], cols] = o1[:, None], o2[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w1 = _lagrange4(tc[:-4], tc[1:-3], tc[3:-1], tc[4:], tc[2:-2])  # frame k at [k - 2]
+        w2 = _lagrange4(tc[:-5], tc[1:-4], tc[4:-1], tc[5:], tc[2:-3])
+    step = max(16, _SPIKE_SLAB // max(g * D, 1))
+    p = np.empty((min(step, n), g, D))
+    q = np.empty_like(p)
+    res = np.empty((min(step, n), g))
+
+    def residual(w, offs, xs, a, b, ok, out):
+        # |x_k - sum_j w_j x_(k + offs_j)| for k in [a, b), summed as in _cubic_residual
+        # (xs holds frames a - 2 .. b + 2); NaN where not ok; into out at rows f[a:b]
+        m = b - a
+        pm, qm, rm = p[:m], q[:m], res[:m]
+        np.multiply(w[0][a - 2:b - 2, None, None], xs[2 + offs[0]:2 + offs[0] + m], out=pm)
+        for j in (1, 2, 3):
+            np.multiply(w[j][a - 2:b - 2, None, None], xs[2 + offs[j]:2 + offs[j] + m], out=qm)
+            np.add(pm, qm, out=pm)
+        np.subtract(xs[2:2 + m], pm, out=pm)
+        np.einsum("...i,...i->...", pm, pm, out=rm)
+        np.sqrt(rm, out=rm)
+        rm[~ok[a:b]] = np.nan
+        if cols is None:
+            out[f[a:b]] = rm
+        else:
+            out[f[a:b, None], cols] = rm
+
+    for a in range(2, n - 2, step):
+        b = min(a + step, n - 2)
+        rows = f[a - 2:min(b + 3, n)]
+        xs = X[rows] if cols is None else X[rows[:, None], cols[None, :]]
+        residual(w1, (-2, -1, 1, 2), xs, a, b, o1, r1)
+        b2 = min(b, n - 3)
+        if b2 > a:
+            residual(w2, (-2, -1, 2, 3), xs, a, b2, o2, ra)
 
 
 def _spike_mask(X: np.ndarray, t: np.ndarray, threshold: float, floor: float,
                 window_s: float) -> np.ndarray:
-    """The work of :func:`reject_spikes` on ``X`` ``(T, P, D)``: the ``(T, P)`` spike mask."""
-    X = np.ascontiguousarray(X)  # _gather indexes it flat
+    """The work of :func:`reject_spikes` on ``X`` ``(T, P, D)``: the ``(T, P)`` spike mask.
+
+    Per entry (frame i, point p) two residuals are kept, each with a flag saying whether
+    its stencil is complete: ``r1`` (i between two valid samples on each side) and
+    ``ra`` (i and the next valid sample J between two on each side, residual at i). The
+    first pass computes them for all entries at once, group by group of points sharing
+    one validity pattern (the stencils are then fixed offsets along the group's valid
+    frames); a later pass recomputes only the entries within reach of a new spike (a
+    stencil that is incomplete stays so as samples are removed). The robust scale is a
+    median per block of ``window_s`` and point, recomputed only for the blocks that
+    changed. Candidates are the entries whose residual exceeds their block's limit (a
+    necessary condition of both tests); only for them are the other terms (the
+    neighbours' disagreements, the residual at J) computed and the score kept.
+    """
     T, P, D = X.shape
-    spikes = np.zeros((T, P), bool)
-    valid0 = ~np.any(np.isnan(X), axis=2)
+    valid0 = ~np.isnan(X[..., 0])
+    for d in range(1, D):
+        valid0 &= ~np.isnan(X[..., d])
     dt_med = _median_dt(t)
-    ar = np.arange(T)[:, None]
     c_d = _CHI_MEDIAN.get(D, math.sqrt(max(D - 2.0 / 3.0, 0.5)))
     B = max(8, int(round(window_s / dt_med)))
-    # per-sample test results, kept between passes; a pass re-tests only the frames
-    # whose stencil held a newly rejected sample
-    r1, d1, ra, rb, da, db = (np.full((T, P), np.nan) for _ in range(6))
-    ok1, ok2 = np.zeros((T, P), bool), np.zeros((T, P), bool)
-    J, L2_all, R3_all = np.full((T, P), T), np.zeros((T, P), np.int64), np.zeros((T, P), np.int64)
-    rows = np.arange(T)
-    for _ in range(10):
-        v = valid0 & ~spikes
-        prev = np.maximum.accumulate(np.where(v, ar, -1), axis=0)  # last valid <= i
-        nxt = np.minimum.accumulate(np.where(v, ar, T)[::-1], axis=0)[::-1]  # first valid >= i
-        prev_s = np.vstack([np.full((1, P), -1), prev[:-1]])  # last valid < i
-        next_s = np.vstack([nxt[1:], np.full((1, P), T)])  # first valid > i
-        # neighbours of the re-tested rows: L2 L1 | i | R1 R2 R3 (valid only; -1 or T: none)
-        L1, R1 = prev_s[rows], next_s[rows]
-        L2 = np.where(L1 >= 0, _gather(prev_s, L1), -1)
-        R2 = np.where(R1 < T, _gather(next_s, R1), T)
-        R3 = np.where(R2 < T, _gather(next_s, R2), T)
-        tL2, tL1, tR1, tR2, tR3 = (t[np.clip(k, 0, T - 1)] for k in (L2, L1, R1, R2, R3))
-        xL2, xL1, xR1, xR2, xR3 = (_gather(X, k) for k in (L2, L1, R1, R2, R3))
-        # stencils must be complete and skip at most two missing or rejected samples
-        vr = v[rows]
-        ok1[rows] = vr & (L2 >= 0) & (R2 < T) & (tR2 - tL2 <= 6.5 * dt_med)
-        ok2[rows] = vr & (L2 >= 0) & (R3 < T) & (tR3 - tL2 <= 7.5 * dt_med)
-        tq, xq = t[rows][:, None], X[rows]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # one sample i between L2 L1 and R1 R2
-            (r1[rows],), (d1[rows],) = _stencil_test(
-                [tL2, tL1, tR1, tR2], [xL2, xL1, xR1, xR2], ok1[rows], [(tq, xq)])
-            # two samples i and j = R1 between L2 L1 and R2 R3
-            (ra[rows], rb[rows]), (da[rows], db[rows]) = _stencil_test(
-                [tL2, tL1, tR2, tR3], [xL2, xL1, xR2, xR3], ok2[rows], [(tq, xq), (tR1, xR1)])
-        J[rows], L2_all[rows], R3_all[rows] = R1, np.maximum(L2, 0), np.minimum(R3, T - 1)
+    nb = -(-T // B)
+    reach = 8.0 * dt_med  # beyond this no stencil is complete (6.5 / 7.5 median intervals)
 
-        # robust residual scale, re-estimated without the spikes found so far
-        sigma = _residual_scale(np.where(ok1, r1, np.nan), B) / c_d
-        limit = np.maximum(threshold * sigma, floor)
-        inv = 1.0 / np.maximum(limit, 1e-300)
-        r2 = np.minimum(ra, rb)
-        with np.errstate(invalid="ignore"):
-            s1 = np.where(ok1 & (r1 > limit) & (r1 > _AGREE[1] * d1), r1 * inv, 0.0)
-            lim2 = np.maximum(limit, _gather(limit, J))
-            s2 = np.where(ok2 & (r2 > lim2) & (r2 > _AGREE[2] * np.maximum(da, db)), r2 * inv, 0.0)
-        score = np.maximum(s1, s2)
-        best = _sliding_max(score, 3)
-        win = (score > 0) & (score >= best)
-        new = win.copy()
-        pi, pp = np.nonzero(win & (s2 > s1))
-        new[J[pi, pp], pp] = True
-        new &= ~spikes
-        if not np.any(new):
+    # -- the first pass, dense: r1 and ra of every entry
+    ok1 = np.zeros((T, P), bool)
+    ok2 = np.zeros((T, P), bool)
+    r1 = np.full((nb * B, P), np.nan)  # padded to whole blocks; NaN where not ok1
+    ra = np.full((nb * B, P), np.nan)  # NaN where not ok2
+    for cols, vp in _pattern_groups(valid0):
+        f = np.flatnonzero(vp)
+        if f.size >= 5:
+            _dense_residuals(X, f, None if cols.size == P else cols, t, dt_med, ok1, r1, ok2, ra)
+    r1_blocks = r1.reshape(nb, B, P)
+    ra_blocks = ra.reshape(nb, B, P)
+
+    # robust residual scale per block and point: the median of r1 over the block; a
+    # block with fewer than 8 values uses its point's median over the whole track
+    med, cnt = (a.reshape(nb, P).copy() for a in
+                _block_medians(r1_blocks.transpose(0, 2, 1).reshape(nb * P, B)))
+    med_all = np.full(P, np.nan)
+
+    def column_medians(cols: np.ndarray) -> None:
+        cols = cols[np.any(cnt[:, cols] < 8, axis=0)]
+        if cols.size:
+            med_all[cols] = _block_medians(r1[:T, cols].T)[0]
+
+    def limits() -> np.ndarray:
+        sigma = np.nan_to_num(np.where(cnt >= 8, med, med_all[None, :]), nan=0.0) / c_d  # (nb, P)
+        return np.maximum(threshold * sigma, floor)
+
+    column_medians(np.arange(P))
+    limit = limits()
+    with np.errstate(invalid="ignore"):
+        cand = (r1_blocks > limit[:, None, :]) | (ra_blocks > limit[:, None, :])
+    ci, cp = np.nonzero(cand.reshape(nb * B, P)[:T])
+    spikes = np.zeros((T, P), bool)
+    v = valid0.copy()
+    for it in range(10):
+        if ci.size == 0:
             break
-        spikes |= new
-        # frames whose stencil [L2, R3] contained a new spike, for any point
-        c = np.vstack([np.zeros((1, P), np.int64), np.cumsum(new, axis=0)])
-        hit = _gather(c, R3_all + 1) - _gather(c, L2_all) > 0
-        rows = np.flatnonzero(np.any(hit, axis=1))
+        inv = 1.0 / np.maximum(limit, 1e-300)
+        s = _stencils(X, t, v, ci, cp, dt_med, full=True)
+        lim_i, inv_i = limit[ci // B, cp], inv[ci // B, cp]
+        J = s["J"]
+        lim2 = np.maximum(lim_i, limit[np.minimum(J, T - 1) // B, cp])
+        r1c = r1[ci, cp]
+        r2 = np.minimum(s["ra"], s["rb"])
+        with np.errstate(invalid="ignore"):
+            s1 = np.where(ok1[ci, cp] & (r1c > lim_i) & (r1c > _AGREE[1] * s["d1"]), r1c * inv_i, 0.0)
+            s2 = np.where(ok2[ci, cp] & (r2 > lim2) & (r2 > _AGREE[2] * np.maximum(s["da"], s["db"])),
+                          r2 * inv_i, 0.0)
+        score = np.maximum(s1, s2)
+        # where candidates overlap, the strongest within +-3 frames of the same point wins
+        pos = np.flatnonzero(score > 0)
+        if pos.size == 0:
+            break
+        order = pos[np.lexsort((ci[pos], cp[pos]))]
+        pi_, pp_, sc = ci[order], cp[order], score[order]
+        best = sc.copy()
+        for k in (1, 2, 3):
+            near = (pp_[k:] == pp_[:-k]) & (pi_[k:] - pi_[:-k] <= 3)
+            best[:-k] = np.where(near, np.maximum(best[:-k], sc[k:]), best[:-k])
+            best[k:] = np.where(near, np.maximum(best[k:], sc[:-k]), best[k:])
+        win = order[sc >= best]
+        two = win[s2[win] > s1[win]]  # two-sample spikes take J too
+        ni = np.concatenate([ci[win], J[two]])
+        np_ = np.concatenate([cp[win], cp[two]])
+        keep = ~spikes[ni, np_]
+        ni, np_ = ni[keep], np_[keep]
+        if ni.size == 0:
+            break
+        spikes[ni, np_] = True
+        v[ni, np_] = False
+        if it == 9:
+            break
 
+        # re-test the entries that may hold a new spike in their stencil (all lie within
+        # `reach` of it); only those with a complete stencil can change
+        lo = np.searchsorted(t, t[ni] - reach, side="left")
+        hi = np.searchsorted(t, t[ni] + reach, side="right")
+        rows = lo[:, None] + np.arange(int(np.max(hi - lo)))
+        inside = rows < hi[:, None]
+        flat = np.unique(rows[inside] * P + np.broadcast_to(np_[:, None], rows.shape)[inside])
+        hr, hc = flat // P, flat % P
+        live = ok1[hr, hc] | ok2[hr, hc]
+        hr, hc = hr[live], hc[live]
+        if hr.size:
+            s = _stencils(X, t, v, hr, hc, dt_med, full=False)
+            ok1[hr, hc] = s["ok1"]
+            ok2[hr, hc] = s["ok2"]
+            r1[hr, hc] = np.where(s["ok1"], s["r1"], np.nan)
+            ra[hr, hc] = np.where(s["ok2"], s["ra"], np.nan)
+            pairs = np.unique((hr // B) * P + hc)  # (block, point) pairs that changed
+            pb, pc = pairs // P, pairs % P
+            med[pb, pc], cnt[pb, pc] = _block_medians(r1_blocks[pb, :, pc])
+            column_medians(np.unique(pc))
+        else:
+            pb = pc = np.zeros(0, np.int64)
+        # the candidates change only in blocks whose values or limit changed
+        new_limit = limits()
+        redo = new_limit != limit
+        redo[pb, pc] = True
+        limit = new_limit
+        keep = ~redo[ci // B, cp]
+        rb_, rp_ = np.nonzero(redo)
+        lim_r = limit[rb_, rp_][:, None]
+        with np.errstate(invalid="ignore"):
+            c_new = (r1_blocks[rb_, :, rp_] > lim_r) | (ra_blocks[rb_, :, rp_] > lim_r)  # (m, B)
+        m_i, m_k = np.nonzero(c_new)
+        add_i = rb_[m_i] * B + m_k
+        inside = add_i < T
+        ci = np.concatenate([ci[keep], add_i[inside]])
+        cp = np.concatenate([cp[keep], rp_[m_i][inside]])
     return spikes
 
 
@@ -701,14 +988,16 @@ def reject_spikes(x: Any, t: Any, *, threshold: float = 5.0, floor: float, point
     P = X.shape[1]
     if T < 5 or P == 0:
         return x.copy(), np.zeros(x.shape, bool)
+    out = x.copy()  # contiguous: the search below reads it rather than a strided view
+    Xo = out.reshape(X.shape)
     spikes = np.zeros((T, P), bool)
     for p0 in range(0, P, _SPIKE_CHUNK):  # bounded memory for the 478-point face
-        spikes[:, p0:p0 + _SPIKE_CHUNK] = _spike_mask(X[:, p0:p0 + _SPIKE_CHUNK], t, threshold, floor,
+        spikes[:, p0:p0 + _SPIKE_CHUNK] = _spike_mask(Xo[:, p0:p0 + _SPIKE_CHUNK], t, threshold, floor,
                                                         window_s)
-    full = np.broadcast_to(spikes[:, :, None], X.shape).reshape(x.shape)
-    out = x.copy()
-    out[full] = np.nan
-    return out, full.copy()
+    ti, pi = np.nonzero(spikes)
+    Xo[ti, pi] = np.nan
+    full = np.repeat(spikes[:, :, None], X.shape[2], axis=2).reshape(x.shape)
+    return out, full
 
 
 # -- 5. per-part defaults and the chain -----------------------------------------------
@@ -923,7 +1212,7 @@ def mean_abs_acc(x: Any, t: Any, *, points: bool = True, per_point: bool = False
 
 
 def residual_cutoff(x: Any, t: Any, *, candidates_hz: Any = None, fit_band: tuple[float, float] = (0.5, 0.9),
-                    lo_hz: float = 2.0, hi_hz: float | None = None, max_frames: int = 3000,
+                    lo_hz: float = 2.0, hi_hz: float | None = None, max_frames: int = 1500,
                     rule: str = "min_error") -> dict[str, float]:
     """Pick a low-pass cutoff from the data: Winter's residual analysis.
 
@@ -945,8 +1234,11 @@ def residual_cutoff(x: Any, t: Any, *, candidates_hz: Any = None, fit_band: tupl
 
     ``x`` ``(T, ...)`` with NaN gaps (in any unit), ``t`` ``(T,)`` s. Candidates default to
     ``lo_hz`` .. ``0.45 x fps`` in 0.5 Hz steps; ``hi_hz`` caps the result. At most
-    ``max_frames`` frames (the middle of the take) are analysed, to bound the cost.
-    Returns ``{"cutoff_hz", "noise_rms", "fps"}`` (noise in the unit of ``x``).
+    ``max_frames`` frames (the middle of the take; 1500 is 50 s at 30 fps, ~150,000
+    samples for a body) are analysed, to bound the cost: every candidate is a zero-phase
+    filter of all of them. They are filtered as one bank (the runs found once, each design
+    made once and cached), on up to two threads. Returns ``{"cutoff_hz", "noise_rms",
+    "fps"}`` (noise in the unit of ``x``).
     """
     x = np.asarray(x, dtype=float)
     t = np.asarray(t, dtype=float)
@@ -962,12 +1254,18 @@ def residual_cutoff(x: Any, t: Any, *, candidates_hz: Any = None, fit_band: tupl
     cands = cands[(cands > 0) & (cands < 0.5 * fs)]
     if len(cands) < 4:
         raise UsageError(f"residual_cutoff: too few candidate cutoffs below Nyquist ({0.5 * fs:.3g} Hz)")
-    ok = np.isfinite(x)
+    x, t = _as_track(x, t, "butterworth_zero_phase")
+    X = x.reshape(x.shape[0], -1)
+    ok = np.isfinite(X)
     res = np.empty(len(cands))
-    for i, fc in enumerate(cands):
-        f = butterworth_zero_phase(x, t, cutoff_hz=float(fc))
-        d = (x - f)[ok & np.isfinite(f)]
-        res[i] = np.sqrt(np.mean(d * d)) if d.size else np.nan
+    # all candidates through one bank (the runs are found once, the designs are cached),
+    # as many at a time as fit in ~64 MB
+    batch = max(1, int(64e6 // max(8 * X.size, 1)))
+    for b0 in range(0, len(cands), batch):
+        fcs = [float(fc) for fc in cands[b0:b0 + batch]]
+        for i, f in enumerate(_lowpass_bank(x, t, [(fc, 4) for fc in fcs], "butterworth_zero_phase"), b0):
+            d = (X - f)[ok & np.isfinite(f)]
+            res[i] = np.sqrt(np.mean(d * d)) if d.size else np.nan
     band = (cands >= fit_band[0] * cands[-1]) & (cands <= fit_band[1] * cands[-1]) & np.isfinite(res)
     if band.sum() < 2 or not np.all(np.isfinite(res)):
         raise UsageError("residual_cutoff: not enough valid samples to analyse")
