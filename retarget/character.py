@@ -49,8 +49,8 @@ How a character is made (named passes over plain arrays; each states what it nee
    smooth falloff, built for the left side and mirrored for the right.
 
 A character has 52-57k vertices and takes about 1.5 s on two cores (marching cubes
-0.6 s). Its GLB is about 40 MB, nearly all of it the 52 morph targets: the writer
-(:func:`retarget.gltf.write_glb`) stores them dense, though each is zero off the face.
+0.6 s). Its GLB is about 5 MB: the writer (:func:`retarget.gltf.write_glb`) stores the
+52 morph targets as sparse accessors (each is zero off the face; dense they took 36 MB).
 scikit-image and scipy are imported only when a character is generated or checked.
 """
 

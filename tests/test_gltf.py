@@ -179,8 +179,48 @@ def test_writer_rebuilds_buffers_and_reloads_the_same_values(tmp_path):
     assert pos_acc["min"] == [0, 0, 0] and pos_acc["max"] == [1, 1, 0]
     t_acc = wjs["accessors"][wjs["animations"][0]["samplers"][0]["input"]]
     assert t_acc["min"] == [0] and t_acc["max"] == [1]
-    assert "sparse" not in json.dumps(wjs)  # written dense
+    # the morph target (one of three rows non-zero) is written sparse, everything else dense
+    tgt = wjs["accessors"][wjs["meshes"][0]["primitives"][0]["targets"][0]["POSITION"]]
+    assert "bufferView" not in tgt and tgt["sparse"]["count"] == 1
+    assert tgt["min"] == [0, 0, 0] and tgt["max"] == [0, 0.5, 0]
+    assert sum("sparse" in a for a in wjs["accessors"]) == 1
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_morph_targets_are_written_sparse_and_read_back_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 300
+    V = rng.normal(size=(n, 3)).astype(np.float32)
+    face = np.zeros((n, 3), dtype=np.float32)  # touches rows 250..299 (indices past 255: uint16)
+    face[250:] = rng.normal(size=(50, 3)) * 0.01
+    half = np.zeros((n, 3), dtype=np.float32)  # touches 200 of 300 rows: dense is smaller
+    half[:200] = 0.02
+    still = np.zeros((n, 3), dtype=np.float32)  # touches nothing
+    doc = gltf.GltfDocument()
+    doc.meshes.append(gltf.Mesh(name="m", primitives=[gltf.Primitive(
+        attributes={"POSITION": V}, targets=[{"POSITION": face}, {"POSITION": half}, {"POSITION": still}])],
+        weights=[0.0, 0.0, 0.0]))
+    doc.nodes.append(gltf.Node(name="m", mesh=0))
+    doc.scenes = [{"nodes": [0]}]
+    out = write_glb(doc, tmp_path / "sparse.glb")
+    assert validate_glb(out) == []
+    js, blob = glb_split(out.read_bytes())
+    acc = [js["accessors"][t["POSITION"]] for t in js["meshes"][0]["primitives"][0]["targets"]]
+    assert acc[0]["sparse"]["count"] == 50 and acc[0]["sparse"]["indices"]["componentType"] == 5123
+    assert "bufferView" not in acc[0] and "sparse" not in acc[1] and "bufferView" in acc[1]
+    assert "sparse" not in acc[2] and "bufferView" not in acc[2]  # all zeros: no data at all
+    np.testing.assert_allclose(acc[0]["min"], np.minimum(face.min(0), 0), atol=0)
+    # an independent decode of the sparse part: strictly increasing indices, values in order
+    sp = acc[0]["sparse"]
+    iv, vv = js["bufferViews"][sp["indices"]["bufferView"]], js["bufferViews"][sp["values"]["bufferView"]]
+    idx = np.frombuffer(blob, dtype="<u2", count=50, offset=iv["byteOffset"])
+    np.testing.assert_array_equal(idx, np.arange(250, 300))
+    vals = np.frombuffer(blob, dtype="<f4", count=150, offset=vv["byteOffset"]).reshape(50, 3)
+    np.testing.assert_array_equal(vals, face[250:])
+    assert "target" not in iv and "target" not in vv  # sparse views carry no target
+    prim = load_gltf(out).meshes[0].primitives[0]
+    for got, want in zip(prim.targets, (face, half, still)):
+        np.testing.assert_array_equal(got["POSITION"], want)
 
 
 def test_matrices_of_bytes_have_padded_columns():
