@@ -6,9 +6,12 @@
     per-frame loop (per frame, per mapped bone: scipy ``align_vectors`` of the bone
     direction, then globals to locals) measured on a few hundred frames and extrapolated.
     Target from issue 4: >= 20,000 body frames/s.
-(2) the batch speed-up from 1 to 2 local workers: the same manifest (6 takes x 1
+(2) the batch speed-up from 1 to 2 local workers: the same manifest (12 takes x 1
     character, GLB out) run by ``understudy batch`` with ``--workers 1`` and ``2``, wall
-    time each, and the ratio (2 cores here, so at most 2x).
+    time each (best of two), and the ratio (2 cores here, so at most 2x). Each job takes
+    about 0.4 s, so a worker's start-up (~1 s) shows: with 6 takes the ratio was ~1.0,
+    with 12 it is ~1.7. Other load on the machine takes the second core away: measure
+    on an idle machine.
 
     .venv/bin/python benchmarks/retarget_throughput.py [--frames N] [--takes K]
 """
@@ -79,7 +82,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=18000)
     ap.add_argument("--naive-frames", type=int, default=300)
-    ap.add_argument("--takes", type=int, default=6, help="takes in the batch manifest")
+    ap.add_argument("--takes", type=int, default=12, help="takes in the batch manifest")
     args = ap.parse_args()
     char = SHARED / "characters" / "mh_male_casual_cmu31.glb"
     if not char.exists():
@@ -119,18 +122,19 @@ def main() -> int:
         lines += ["[[character]]", 'path = "hero.glb"', "[settings]", 'formats = ["glb"]']
         (d / "shoot.toml").write_text("\n".join(lines) + "\n")
         times = {}
-        for w in (1, 2):
-            out = d / "out"
-            if out.exists():
-                for f in out.iterdir():
-                    f.unlink()
-            t0 = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "mocap.cli", "batch", str(d / "shoot.toml"), "--workers", str(w)],
-                               capture_output=True, text=True)
-            times[w] = time.perf_counter() - t0
-            if r.returncode != 0:
-                print(r.stderr[-2000:], file=sys.stderr)
-                return 1
+        for _ in range(2):  # best of two, alternating, so a burst of other load hits both alike
+            for w in (1, 2):
+                out = d / "out"
+                if out.exists():
+                    for f in out.iterdir():
+                        f.unlink()
+                t0 = time.perf_counter()
+                r = subprocess.run([sys.executable, "-m", "mocap.cli", "batch", str(d / "shoot.toml"),
+                                    "--workers", str(w)], capture_output=True, text=True)
+                times[w] = min(times.get(w, np.inf), time.perf_counter() - t0)
+                if r.returncode != 0:
+                    print(r.stderr[-2000:], file=sys.stderr)
+                    return 1
         print(f"\nbatch of {args.takes} takes x 1 character (5 min each, GLB out):")
         print(f"  1 worker  {times[1]:6.1f} s\n  2 workers {times[2]:6.1f} s\n  speed-up  {times[1] / times[2]:.2f}x "
               "(2 cores)")
