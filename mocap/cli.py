@@ -21,6 +21,7 @@ __all__ = ["main", "build_parser"]
 # Further subcommands live in their own modules, each with ``register(subparsers)`` that
 # adds its parsers; they import their heavy dependencies only when a command runs.
 COMMAND_MODULES: tuple[str, ...] = (
+    "mocap.commands.record",
 )
 
 DEMO_FOOTAGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
