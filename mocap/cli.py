@@ -21,6 +21,7 @@ __all__ = ["main", "build_parser"]
 # Further subcommands live in their own modules, each with ``register(subparsers)`` that
 # adds its parsers; they import their heavy dependencies only when a command runs.
 COMMAND_MODULES: tuple[str, ...] = (
+    "mocap.commands.face",
     "mocap.commands.record",
 )
 
@@ -190,6 +191,16 @@ def cmd_solve(args) -> int:
     print("stages (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res.timings.items()))
     for n in res.notes:
         print(f"note: {n}")
+    if not args.no_face and take.present["face"].any():  # issue 6: the face beside the skeleton
+        from .commands.face import solve_take_face
+        from .errors import SolveError
+
+        try:
+            ft = solve_take_face(take, Path(args.take), args, quiet=args.quiet)
+            print(f"face: {int(ft.present.sum())} frames, 52 ARKit curves + head pose ({ft.meta['solver']}); "
+                  f"stored in {Path(args.take) / 'face.npz'}")
+        except SolveError as e:  # the skeleton is solved and stored; say why the face is not
+            print(f"note: face not solved: {e}")
     if args.output:
         o = Path(args.output)
         if o.suffix.lower() == ".bvh":
@@ -311,10 +322,38 @@ def cmd_retarget(args) -> int:
     for n in res.notes:
         print(f"note: {n}")
     print("stages (s): " + ", ".join(f"{k} {v:.3f}" for k, v in res.timings.items()))
+    face = _retarget_face(args, out, frames)
+    if face:
+        print(face)
     print(f"written {out}")
     if res.map_path is not None:
         print(f"bone map used written to {res.map_path} (edit it and pass --map {res.map_path} to reuse)")
     return 0
+
+
+def _retarget_face(args, out: Path, frames) -> str | None:
+    """Issue 6: the take's face curves as morph-target weights in a GLB output."""
+    src = Path(args.source)
+    if out.suffix.lower() != ".glb" or args.no_face or not (src.is_dir() and (src / "face.npz").is_file()):
+        return None
+    from retarget.batch import load_source_motion
+
+    from .face import load_face
+    from .face_map import add_face_to_glb
+
+    motion = load_source_motion(src)
+    if args.fps:
+        motion = motion.resample(args.fps)
+    if frames:
+        motion = motion.slice(frames[0] or 0, frames[1])
+    try:
+        r = add_face_to_glb(out, load_face(src), start_s=float(motion.timestamps[0]), face_map=args.face_map)
+    except UsageError as e:
+        if args.face_map:
+            raise
+        return f"note: face not added: {e}"
+    return (f"face: {len(r['targets'])} morph target(s) animated on {r['nodes']} mesh node(s) "
+            f"({'; '.join(r['notes'])})")
 
 
 def cmd_batch(args) -> int:
@@ -431,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("take", metavar="TAKE", help="take folder from `understudy track` or `synth`")
     p.add_argument("-o", "--output", metavar="MOTION.bvh", help="also write the motion as .bvh (or .npz)")
     _add_solve_options(p)
+    from .commands.face import add_face_options
+
+    add_face_options(p)
+    p.add_argument("--no-face", action="store_true", help="do not solve the face (TAKE/face.npz, docs/face.md)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("clean", help="clean a take's landmarks into world-frame 3D markers",
@@ -501,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None, metavar="N", help="resample the source to N fps first")
     p.add_argument("--frames", metavar="A:B",
                    help="keep frames A to B-1 (0-based, counted after --fps; A: or :B leave a side open)")
+    p.add_argument("--face-map", metavar="MAP.toml",
+                   help="how the take's face curves drive the character's shape keys (a .toml, or a shipped map "
+                        "name: vrm, character_creator); default: ARKit names, then the shipped aliases")
+    p.add_argument("--no-face", action="store_true", help="do not animate shape keys from the take's face.npz")
     p.set_defaults(func=cmd_retarget)
 
     p = sub.add_parser("batch", help="retarget many takes onto many characters from a manifest",
