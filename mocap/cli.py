@@ -23,6 +23,7 @@ __all__ = ["main", "build_parser"]
 COMMAND_MODULES: tuple[str, ...] = (
     "mocap.commands.face",
     "mocap.commands.record",
+    "mocap.commands.character",
 )
 
 DEMO_FOOTAGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
