@@ -23,6 +23,7 @@ __all__ = ["main", "build_parser"]
 COMMAND_MODULES: tuple[str, ...] = (
     "mocap.commands.face",
     "mocap.commands.record",
+    "mocap.commands.render",
     "mocap.commands.character",
 )
 
