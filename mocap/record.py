@@ -86,11 +86,13 @@ def parse_resolution(spec: str | None) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
-def next_take_dir(out: Path) -> Path:
-    """Create and return ``out/take_NNN``, one past the highest existing number (never reused)."""
+def next_take_dir(out: Path, *, after: int = 0) -> Path:
+    """Create and return ``out/take_NNN``, one past the highest existing number and past
+    ``after`` (the recorder passes its last number, so a discarded take's number is not
+    given to the next one either). An existing folder is never reused."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    n = max((int(m.group(1)) for p in out.iterdir() if (m := _TAKE_RE.match(p.name))), default=0)
+    n = max([after] + [int(m.group(1)) for p in out.iterdir() if (m := _TAKE_RE.match(p.name))])
     while True:
         n += 1
         d = out / f"take_{n:03d}"
@@ -757,6 +759,7 @@ class Recorder:
         self.countdown_until: float | None = None
         self._quit = False
         self._sigint = 0
+        self._last_number = 0
 
     # commands -----------------------------------------------------------------------
     def _stdin_reader(self) -> None:
@@ -797,7 +800,8 @@ class Recorder:
             self.say(f"recording starts in {cd:g} s")
 
     def _begin(self, source: SourceInfo, tracker: dict) -> None:
-        folder = next_take_dir(Path(self.o.out))
+        folder = next_take_dir(Path(self.o.out), after=self._last_number)
+        self._last_number = int(_TAKE_RE.match(folder.name).group(1))
         self.rec = TakeRecorder(folder, source, tracker, flush_s=self.o.flush_s, segment_s=self.o.segment_s,
                                 video=self.o.video)
         self.countdown_until = None

@@ -1,0 +1,278 @@
+"""`understudy record` driven headless on real footage played in real time (no camera on
+CI): takes, frame accounting with drops, latency in the take, VMC packets equal to the
+solved pose, SIGKILL + `recover`, a camera that dies mid-take, numbering."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mocap import osc, vmc
+from mocap.record import next_take_dir, recover_all
+from mocap.take import load_take
+from tests.conftest import ROOT, shared_file
+
+CLIP = "footage/mpsamples_gesture_thumbsup_upperbody.mp4"  # 1280x720, 25 fps, 7.8 s
+RES = "256x144"
+
+
+class Proc:
+    """`understudy record --headless` in a subprocess, stdout read line by line in a thread."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.p = subprocess.Popen([sys.executable, "-m", "mocap.cli", "record", "--headless", *args],
+                                  cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, env={**env, "PYTHONPATH": str(ROOT)})
+        self.lines: queue.Queue = queue.Queue()
+        self.all: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self.lines.get(timeout=max(0.05, end - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.all.append(line)
+            m = re.search(pattern, line)
+            if m:
+                return m
+        self.kill()
+        raise AssertionError(f"no line matching {pattern!r}; output so far:\n" + "\n".join(self.all))
+
+    def send(self, cmd: str) -> None:
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+
+    def finish(self, timeout: float = 60.0) -> int:
+        try:
+            self.p.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = self.p.wait(timeout)
+        while True:
+            try:
+                line = self.lines.get(timeout=5)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.all.append(line)
+        return rc
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(10)
+
+
+def _check_accounting(take_dir: Path):
+    take = load_take(take_dir)
+    live = np.load(take_dir / "live.npz", allow_pickle=False)
+    T = len(take)
+    # every source frame the take spans was either processed or dropped
+    span = int(take.frame_index[-1] - take.frame_index[0] + 1)
+    assert T + int(live["dropped_before"][1:].sum()) == span
+    assert take.tracker["live"]["frames"] == T and take.tracker["live"]["source_frames_spanned"] == span
+    # the source's own timestamps, 25 fps: frame i at i / 25 s
+    assert np.allclose(take.timestamps, take.frame_index / 25.0, atol=1e-3)
+    lat = live["latency_ms"]
+    assert lat.shape == (T,) and np.all(lat > 0) and np.all(lat < 10000)
+    assert take.tracker["live"]["latency_ms_median"] == pytest.approx(np.median(lat), abs=0.01)
+    return take, live
+
+
+def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
+    clip = shared_file(CLIP)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.2)
+    port = rx.getsockname()[1]
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                got.append(rx.recv(65536))
+            except TimeoutError:
+                continue
+
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
+    (tmp_path / "out" / "take_001").mkdir(parents=True)  # an existing take is never reused
+    pr = Proc("--camera", str(clip), "--resolution", RES, "--out", "out", "--vmc", f"127.0.0.1:{port}",
+              cwd=tmp_path)
+    try:
+        pr.wait_for(r"^ready: video .* at 256x144, 25 fps; VMC to 127\.0\.0\.1")
+        pr.send("start")
+        pr.wait_for(r"^recording take_002")
+        pr.wait_for(r"^rec take_002: frames=([89]|[1-9][0-9])")
+        pr.send("stop")
+        pr.wait_for(r"^saved take_002: \d+ frames")
+        pr.send("start")
+        pr.wait_for(r"^recording take_003")
+        pr.wait_for(r"^rec take_003: frames=[2-9]")
+        pr.send("discard")
+        pr.wait_for(r"^discarded take_003")
+        pr.send("start")
+        pr.wait_for(r"^recording take_004")
+        pr.wait_for(r"^rec take_004: frames=([3-9]|[1-9][0-9])")
+        pr.send("quit")
+        rc = pr.finish()
+    finally:
+        pr.kill()
+        stop.set()
+        th.join(2)
+        rx.close()
+    out = "\n".join(pr.all)
+    assert rc == 0, out
+    assert re.search(r"^saved take_004", out, re.M), out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["take_001", "take_002", "take_004"]
+
+    take, live = _check_accounting(tmp_path / "out" / "take_002")
+    assert len(take) >= 8 and take.complete
+    assert take.coverage()["pose"] > 0.9
+    # the raw video segments hold every frame that was tracked
+    from mocap.record import _video_frames
+
+    segs = sorted((tmp_path / "out" / "take_002" / "video").glob("seg_*.mkv"))
+    assert segs and sum(_video_frames(s) for s in segs) == len(take)
+    assert not (tmp_path / "out" / "take_002" / "chunks").exists()
+    _check_accounting(tmp_path / "out" / "take_004")
+
+    # VMC: every bone rotation received equals the pose solved live for that frame
+    msgs = [m for b in got for m in osc.iter_messages(osc.decode(b))]
+    frames: dict[float, vmc.VmcPose] = {}
+    cur = None
+    for m in msgs:
+        if m.address == "/VMC/Ext/OK":
+            cur = vmc.VmcPose()
+        vmc.read_pose([m], into=cur)
+        if m.address == "/VMC/Ext/T":
+            frames[round(cur.time, 4)] = cur
+    from mocap.skeleton import canonical_skeleton
+
+    names = canonical_skeleton().names
+    matched = 0
+    for k, t in enumerate(take.timestamps):
+        pose = frames.get(round(float(np.float32(t)), 4))
+        if pose is None or not np.all(np.isfinite(live["live_rotations"][k])):
+            continue
+        matched += 1
+        for j, n in enumerate(names):
+            q_u = pose.bones[vmc.UNITY_BONES[n]][1]
+            q = vmc.unity_to_yup_quaternion(q_u)
+            assert abs(np.linalg.norm(q_u) - 1) < 1e-5
+            assert min(np.abs(q - live["live_rotations"][k, j]).max(),
+                       np.abs(q + live["live_rotations"][k, j]).max()) < 1e-5, (n, t)
+        hips = vmc.unity_to_yup_position(pose.bones["Hips"][0])
+        assert np.allclose(hips, live["live_root"][k], atol=1e-5)
+    assert matched >= 0.9 * len(take)
+
+    # the take solves offline like any other
+    from mocap.pipeline import solve_take
+
+    res = solve_take(take)
+    assert res.motion.n_frames == len(take)
+
+
+def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path):
+    clip = shared_file(CLIP)
+    pr = Proc("--camera", str(clip), "--resolution", RES, "--out", "out", "--autostart", cwd=tmp_path)
+    try:
+        pr.wait_for(r"^recording take_001")
+        m = pr.wait_for(r"^rec take_001: frames=(\d+) dropped=\d+ t=([\d.]+)")
+        while int(m.group(1)) < 12:
+            m = pr.wait_for(r"^rec take_001: frames=(\d+) dropped=\d+ t=([\d.]+)")
+        n_seen, t_seen = int(m.group(1)), float(m.group(2))
+        os.kill(pr.p.pid, signal.SIGKILL)
+        pr.p.wait(10)
+    finally:
+        pr.kill()
+    d = tmp_path / "out" / "take_001"
+    assert not (d / "take.json").exists() and (d / "journal.jsonl").exists()
+    reports = recover_all(tmp_path / "out")
+    assert len(reports) == 1
+    r = reports[0]
+    take = load_take(d)
+    assert not take.complete and any("recovered" in n for n in take.notes)
+    assert r["frames"] == len(take)
+    # what was reported before the kill is kept, but for at most the last second
+    assert take.timestamps[-1] >= t_seen - 1.0
+    assert len(take) >= n_seen - 1.0 * take.tracker["live"]["fps_processed"] - 1
+    _check_accounting(d)
+    # recovered video: every finished segment decodes
+    assert r["video_frames"] >= len(take) - 30
+    # recovering again is refused: it is complete now
+    from mocap.errors import UsageError
+
+    with pytest.raises(UsageError, match="no interrupted take"):
+        recover_all(tmp_path / "out")
+    # the CLI says how much it kept
+    from mocap.cli import main
+
+    assert main(["solve", str(d)]) == 0
+
+
+def test_camera_dying_mid_take_saves_the_take(tmp_path, monkeypatch):
+    """A source that fails after some frames (an unplugged webcam): the take is saved,
+    the exit code is 1 and the note says why."""
+    from mocap import record, sources
+
+    real = sources.open_source(str(shared_file(CLIP)))
+
+    class Dying(sources.Source):
+        def __init__(self):
+            super().__init__()
+            self.info = real.info
+            self.info.kind = "camera"
+
+        def _frames(self, start, end):
+            for i, fr in enumerate(real.frames()):
+                if i == 30:
+                    raise OSError("VIDIOC_DQBUF: No such device")
+                time.sleep(0.04)
+                yield fr
+
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: Dying())
+    said = []
+    opts = record.RecordOptions(camera="0", out=str(tmp_path / "out"), headless=True, autostart=True,
+                                resolution=(256, 144), video=False, solve=False)
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
+    rec = record.Recorder(opts, out=said.append)
+    assert rec.run() == 1
+    text = "\n".join(said)
+    assert "failed mid-stream" in text and "No such device" in text
+    take = load_take(tmp_path / "out" / "take_001")
+    assert 1 <= len(take) <= 30
+    assert any("source ended" in n for n in take.notes)
+    real.close()
+
+
+def test_takes_are_numbered_and_never_reused(tmp_path):
+    (tmp_path / "take_001").mkdir()
+    (tmp_path / "take_005").mkdir()
+    (tmp_path / "take_notes").mkdir()
+    assert next_take_dir(tmp_path).name == "take_006"
+    assert next_take_dir(tmp_path).name == "take_007"
