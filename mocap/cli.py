@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mocap.commands.record",
     "mocap.commands.render",
     "mocap.commands.character",
+    "mocap.commands.addon",
 )
 
 DEMO_FOOTAGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
