@@ -265,10 +265,17 @@ def cmd_synth(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import DEFAULT_JOINTS, LIMB_JOINTS, evaluate
 
-    motion = _load_motion_any(args.motion)
+    if args.raw:  # the baseline: the take's MediaPipe landmarks lifted to the world frame, unsolved
+        from .evaluate import markers_motion
+        from .root import lift_take
+        from .take import load_take
+
+        motion, motion_map = markers_motion(lift_take(load_take(args.motion))[0]), "canonical"
+    else:
+        motion, motion_map = _load_motion_any(args.motion), args.motion_map
     truth = _load_motion_any(args.truth)
     joints = {"limbs": LIMB_JOINTS, "default": DEFAULT_JOINTS}[args.joints]
-    r = evaluate(motion, truth, motion_map=args.motion_map, truth_map=args.truth_map, joints=list(joints),
+    r = evaluate(motion, truth, motion_map=motion_map, truth_map=args.truth_map, joints=list(joints),
                  heading_align=not args.no_heading_align)
     text = json.dumps(r, indent=2, allow_nan=False)
     if args.output:
@@ -510,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of MOTION against TRUTH, matching joints by name through bone maps.")
     p.add_argument("motion", metavar="MOTION", help="take folder (its motion.npz), motion .npz or .bvh")
     p.add_argument("--truth", required=True, metavar="MOTION.bvh", help="reference motion (.bvh, .npz or take)")
+    p.add_argument("--raw", action="store_true",
+                   help="MOTION is a take folder: evaluate its raw MediaPipe landmarks (lifted to the world "
+                        "frame, not cleaned or solved) instead of its motion.npz, as the baseline")
     p.add_argument("--joints", choices=("limbs", "default"), default="limbs",
                    help="limbs: hips, legs, arms (every convention agrees where they are; default); "
                         "default: also neck and head")

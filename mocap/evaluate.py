@@ -50,8 +50,9 @@ What :func:`evaluate` does, in order
      ``rightFoot``) is planted while it is within ``contact_height_m`` of the floor (the
      truth's lowest foot height in the clip) and moves horizontally slower than
      ``contact_speed_m_s``. Skate is the horizontal distance each motion's foot slides
-     between two consecutive planted frames, mean in mm per frame (and in mm/s); the
-     truth's own value shows the floor of the measure.
+     between two consecutive planted frames, mean in mm per frame (and in mm/s), and
+     summed over each contact (a run of planted frames of one foot), mean in cm per
+     contact; the truth's own value shows the floor of the measure.
    * ``jitter``: mean magnitude of the joints' jerk (third derivative of world position,
      :func:`mocap.filters.jitter`), m/s^3, for both and the ratio. White noise dominates
      it, growing with fps^3, so compare jitters only on one timeline (as here). A truth
@@ -396,6 +397,9 @@ def evaluate(
         "ratio": None,
         "motion_mm_per_s": None,
         "truth_mm_per_s": None,
+        "contacts": 0,
+        "motion_cm_per_contact": None,
+        "truth_cm_per_contact": None,
     }
     if feet and N >= 3:
         fi = [use.index(f) for f in feet]
@@ -417,6 +421,12 @@ def evaluate(
             skate["ratio"] = _num(sm_ / st_) if st_ > 0 else None
             skate["motion_mm_per_s"] = float((slide_m / dt)[pairs].mean() * 1000.0)
             skate["truth_mm_per_s"] = float((slide_t / dt)[pairs].mean() * 1000.0)
+            # per contact: a run of consecutive planted pairs of one foot, its slides summed
+            runs = [(f, a, b) for f in range(pairs.shape[1])
+                    for a, b in zip(*(np.flatnonzero(np.diff(np.r_[0, pairs[:, f].astype(int), 0]) == d) for d in (1, -1)))]
+            skate["contacts"] = len(runs)
+            skate["motion_cm_per_contact"] = float(np.mean([slide_m[a:b, f].sum() for f, a, b in runs]) * 100.0)
+            skate["truth_cm_per_contact"] = float(np.mean([slide_t[a:b, f].sum() for f, a, b in runs]) * 100.0)
         else:
             notes.append("the truth's feet are never planted (low and slow) on the common timeline: no foot skate")
     elif not feet:

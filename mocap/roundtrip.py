@@ -56,7 +56,6 @@ __all__ = [
     "load_truth",
     "track_and_solve",
     "compare",
-    "per_contact_skate",
 ]
 
 TRUTH_SCHEMA = "understudy.roundtrip_truth"
@@ -566,39 +565,14 @@ def track_and_solve(video: str | os.PathLike, *, hfov_deg: float | None, progres
     return take, solve_take(take)
 
 
-def per_contact_skate(motion_feet: np.ndarray, contacts: np.ndarray) -> dict[str, float | int | None]:
-    """Horizontal slide of a motion's feet summed over each truth contact.
-
-    ``motion_feet`` ``(T, 2, 3)`` world m; ``contacts`` ``(T, 2)`` bool. A contact is a run
-    of consecutive planted frames; its slide is the summed horizontal distance the foot
-    moves between consecutive frames of the run. Returns ``contacts`` (runs of at least
-    2 frames), ``mean_cm`` and ``max_cm`` per contact (None without contacts)."""
-    slides = []
-    for s in range(contacts.shape[1]):
-        c = contacts[:, s]
-        step = np.linalg.norm(np.diff(motion_feet[:, s][:, [0, 2]], axis=0), axis=-1)
-        t = 0
-        while t < len(c):
-            if c[t]:
-                u = t
-                while u + 1 < len(c) and c[u + 1]:
-                    u += 1
-                if u > t:
-                    slides.append(float(np.nansum(step[t:u])))
-                t = u + 1
-            else:
-                t += 1
-    if not slides:
-        return {"contacts": 0, "mean_cm": None, "max_cm": None}
-    return {"contacts": len(slides), "mean_cm": 100 * float(np.mean(slides)), "max_cm": 100 * float(np.max(slides))}
-
-
 def compare(result, truth: Motion, *, truth_map: str) -> dict[str, dict]:
     """Metrics of the solved motion and of the raw lifted MediaPipe landmarks against
     ``truth`` on :data:`mocap.evaluate.LIMB_JOINTS`, one heading angle fitted per clip
     (the solve's world heading is the camera's). Each dict is
     :func:`mocap.evaluate.evaluate`'s, plus ``root_path_percent`` (rigid-aligned root path
-    error over the truth's horizontal distance travelled) and ``skate_per_contact``."""
+    error over the truth's horizontal distance travelled) and ``skate_per_contact``
+    (``foot_skate``'s per-contact slide, cm, of the motion; ``skate_per_contact_truth``
+    the truth's own)."""
     from .evaluate import LIMB_JOINTS, evaluate, markers_motion
 
     raw = markers_motion(result.raw)
@@ -607,13 +581,12 @@ def compare(result, truth: Motion, *, truth_map: str) -> dict[str, dict]:
         r = evaluate(m, truth, motion_map="canonical", truth_map=truth_map, joints=list(LIMB_JOINTS),
                      heading_align=True)
         out[name] = r
-    # distance travelled by the truth pelvis (horizontal, on the compared timeline) and per-contact skate
+    # distance travelled by the truth pelvis (horizontal, on the compared timeline)
     from retarget.bonemap import builtin_profiles
 
     found = builtin_profiles()[truth_map].resolve(truth.skeleton.names)
     Pt = truth.positions()
     pel = 0.5 * (Pt[:, truth.skeleton.index(found["leftUpperLeg"])] + Pt[:, truth.skeleton.index(found["rightUpperLeg"])])
-    feet_t = np.stack([Pt[:, truth.skeleton.index(found[f])] for f in ("leftFoot", "rightFoot")], axis=1)
     for name, m in (("solved", result.motion), ("raw", raw)):
         r = out[name]
         t = m.timestamps
@@ -623,16 +596,9 @@ def compare(result, truth: Motion, *, truth_map: str) -> dict[str, dict]:
         r["distance_travelled_m"] = travelled
         rp = r["root_path_mm"]["rigid_horizontal"]
         r["root_path_percent"] = 100 * rp / 1000 / travelled if travelled > 0.05 else None
-        # the motion's feet on the same frames, turned by the fitted heading
-        from .evaluate import _resolve_map
-
-        _, fm = _resolve_map(m, "canonical", "motion")
-        Pm = m.positions()
-        keep = (m.timestamps >= truth.timestamps[0] - 1e-6) & (m.timestamps <= truth.timestamps[-1] + 1e-6)
-        feet_m = np.stack([Pm[keep][:, m.skeleton.index(fm[f])] for f in ("leftFoot", "rightFoot")], axis=1)
-        contacts = truth_contacts(feet_t[idx], t)
-        r["skate_per_contact"] = per_contact_skate(feet_m, contacts)
-        r["skate_per_contact_truth"] = per_contact_skate(feet_t[idx], contacts)
+        fs = r["foot_skate"]
+        r["skate_per_contact"] = {"contacts": fs["contacts"], "mean_cm": fs["motion_cm_per_contact"]}
+        r["skate_per_contact_truth"] = {"contacts": fs["contacts"], "mean_cm": fs["truth_cm_per_contact"]}
     return out
 
 

