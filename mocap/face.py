@@ -504,7 +504,7 @@ RANGES: dict[str, float] = {
     "narrow": 0.22,         # share of the neutral mouth width lost (pucker / funnel)
     "funnel_open": 0.12,    # lip gap at which a narrowed mouth counts as a funnel
     "mouth_side": 0.08,
-    "smile": 0.06,
+    "smile": 0.08,
     "frown": 0.035,
     "dimple": 0.05,
     "stretch": 0.07,

@@ -208,7 +208,13 @@ def add_face_to_glb(glb_path: str | os.PathLike, track, *, start_s: float, face_
                          f"({', '.join(all_names) or 'none'}) matches an ARKit shape or a known alias; "
                          f"pass --face-map MAP.toml (see docs/face.md)")
     weights = target_weights(sampled, mapping)
-    anim.channels = [ch for ch in anim.channels if ch.path != "weights"]
+    keep = [ch for ch in anim.channels if ch.path != "weights"]  # replaced below, with their samplers
+    used_samplers = sorted({ch.sampler for ch in keep})
+    renum = {old: new for new, old in enumerate(used_samplers)}
+    anim.samplers = [anim.samplers[k] for k in used_samplers]
+    for ch in keep:
+        ch.sampler = renum[ch.sampler]
+    anim.channels = keep
     nodes = 0
     used = set()
     for ni, node in enumerate(doc.nodes):

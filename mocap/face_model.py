@@ -10,7 +10,9 @@ performer's neutral level is subtracted and the rest rescaled to 0..1,
 ``c = clip((m - m_neutral) / (1 - m_neutral), 0, 1)``, then the per-performer gains of
 :func:`mocap.face.performer_gains` apply. MediaPipe's network leaves ``cheekPuff``,
 ``eyeWide*`` and ``noseSneer*`` near zero on most faces, so those columns come from the
-geometric solver (:data:`GEOMETRIC_SHAPES`); ``tongueOut`` stays 0 (the network has no
+geometric solver (:data:`GEOMETRIC_SHAPES`); blinks take the larger of the two (the
+network often stops short of a shut eye: 0.57 at most on the left eye of the close-up
+test clip); ``tongueOut`` stays 0 (the network has no
 tongue output, ``_neutral`` is dropped).
 
 ``mediapipe`` is imported only when the model runs.
@@ -30,6 +32,8 @@ __all__ = ["GEOMETRIC_SHAPES", "check_model_file", "model_blendshapes", "combine
 
 GEOMETRIC_SHAPES: tuple[str, ...] = ("cheekPuff", "eyeWideLeft", "eyeWideRight", "noseSneerLeft", "noseSneerRight")
 """Shapes the network barely moves; the combined track takes them from geometry."""
+BLINKS: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
+"""Shapes where the combined track takes the larger of the network's and geometry's value."""
 
 
 def check_model_file(path) -> Path:
@@ -138,5 +142,8 @@ def combine(model: np.ndarray, geometric: np.ndarray, neutral_frames: np.ndarray
     for n in GEOMETRIC_SHAPES:
         j = ARKIT_SHAPES.index(n)
         out[:, j] = geometric[:, j]
+    for n in BLINKS:  # lid closure is seen directly; the network often stops short of a shut eye
+        j = ARKIT_SHAPES.index(n)
+        out[:, j] = np.maximum(out[:, j], geometric[:, j])
     out[:, ARKIT_SHAPES.index("tongueOut")] = 0.0
     return out
