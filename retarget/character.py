@@ -84,6 +84,7 @@ __all__ = [
     "CHECK_TOLERANCES",
     "mesh_edges_manifold",
     "mesh_volume",
+    "render_preview",
 ]
 
 ARKIT_SHAPES: tuple[str, ...] = (
@@ -1756,3 +1757,63 @@ def character_check(
     report["passed"] = not failures
     report["failures"] = failures
     return report
+
+
+# -- preview renders ---------------------------------------------------------------------------
+
+
+def render_preview(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    colors: np.ndarray | None = None,
+    *,
+    yaw_deg: float = 0.0,
+    size: tuple[int, int] = (256, 384),
+    fov_deg: float = 30.0,
+    background: tuple[float, float, float] = (0.55, 0.6, 0.65),
+) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 sRGB picture of a mesh (``vertices (N, 3)`` in the house
+    frame, ``faces (F, 3)``, ``colors (N, 3)`` linear RGB or None for grey) standing in
+    the middle, seen from a camera at chest height ``yaw_deg`` around the vertical axis
+    from the front (0 = from +Z, the character's face; 45 = three-quarter from its left),
+    framed to the mesh's bounding box; ``size`` = (width, height) pixels.
+
+    Uses pyrender and trimesh (OpenGL; headless with ``PYOPENGL_PLATFORM=egl``), imported here only;
+    raises :class:`~mocap.errors.UsageError` with the install hint when it is missing."""
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    try:
+        import pyrender
+    except ImportError as e:
+        raise UsageError(f"render_preview needs pyrender (pip install pyrender; headless: libegl1): {e}") from e
+    import trimesh
+
+    V = np.asarray(vertices, dtype=np.float32)
+    F = np.asarray(faces, dtype=np.int64)
+    col = np.full((len(V), 3), 0.6) if colors is None else np.asarray(colors, dtype=float)
+    rgba = np.concatenate([np.round(255 * _srgb(col)), np.full((len(V), 1), 255)], axis=1).astype(np.uint8)
+    tm = trimesh.Trimesh(V, F, vertex_colors=rgba, process=False)
+    tm.vertex_normals = _vertex_normals(V.astype(float), F)
+    scene = pyrender.Scene(bg_color=[*background, 1.0], ambient_light=[0.45, 0.45, 0.45])
+    scene.add(pyrender.Mesh.from_trimesh(tm, smooth=True))
+    lo, hi = V.min(axis=0), V.max(axis=0)
+    centre = 0.5 * (lo + hi)
+    w, h = size
+    half = 0.5 * max(float(hi[1] - lo[1]), float(hi[0] - lo[0]) * h / w) * 1.08
+    dist = half / np.tan(np.radians(fov_deg) / 2) + 0.5 * float(hi[2] - lo[2])
+    a = np.radians(yaw_deg)
+    eye = centre + dist * np.array([np.sin(a), 0.0, np.cos(a)])
+    fwd = (centre - eye) / np.linalg.norm(centre - eye)
+    right = np.cross(fwd, [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(right, fwd), -fwd, eye
+    scene.add(pyrender.PerspectiveCamera(yfov=np.radians(fov_deg), aspectRatio=w / h), pose=pose)
+    key = pose.copy()
+    key[:3, :3] = key[:3, :3] @ _rot_x(-0.5)  # the key light from above the camera
+    scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.5), pose=key)
+    r = pyrender.OffscreenRenderer(w, h)
+    try:
+        rgb, _ = r.render(scene)
+    finally:
+        r.delete()
+    return np.ascontiguousarray(rgb[..., :3])
