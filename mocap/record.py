@@ -128,9 +128,11 @@ class LatestFrame:
     set and ``error`` holds the :class:`UnderstudyError` if it failed mid-stream.
     """
 
-    def __init__(self, source, *, realtime: bool, resize: tuple[int, int] | None = None) -> None:
+    def __init__(self, source, *, realtime: bool, resize: tuple[int, int] | None = None,
+                 loop: bool = False) -> None:
         self.source = source
         self.realtime = realtime
+        self.loop = loop
         self.resize = resize
         self._slot: Captured | None = None
         self._cond = threading.Condition()
@@ -151,7 +153,7 @@ class LatestFrame:
             import cv2
 
             t0_wall = t0_src = None
-            for fr in self.source.frames():
+            for fr in self._looped():
                 if self._stop.is_set():
                     break
                 now = time.monotonic()
@@ -180,6 +182,29 @@ class LatestFrame:
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()
+
+    def _looped(self):
+        """The source's frames; with ``loop`` the file again and again, timestamps and
+        indices continuing (each pass one frame step after the previous one)."""
+        from .sources import Frame
+
+        base_t, base_i = 0.0, 0
+        while True:
+            first = last = None
+            n = 0
+            for fr in self.source.frames():
+                if first is None:
+                    first = fr.t
+                last = fr.t
+                n += 1
+                yield Frame(fr.t - first + base_t if self.loop else fr.t, fr.rgb, fr.index + base_i)
+                if self._stop.is_set():
+                    return
+            if not self.loop or n < 2:
+                return
+            step = (last - first) / (n - 1)
+            base_t += last - first + step
+            base_i += n
 
     def get(self, timeout: float = 0.5) -> Captured | None:
         """The newest frame not yet taken (waits up to ``timeout`` s); None if none came
@@ -713,6 +738,8 @@ class RecordOptions:
     video: bool = True
     status_every_s: float = 0.5
     solve: bool = True
+    pipeline: bool = True
+    loop: bool = False
 
     def check(self) -> None:
         if self.countdown_s is not None and self.countdown_s < 0:
@@ -721,6 +748,46 @@ class RecordOptions:
             raise UsageError(f"flush interval must be within (0, 1] s, got {self.flush_s}")
         if self.model_complexity not in (0, 1, 2):
             raise UsageError(f"--model-complexity must be 0, 1 or 2, got {self.model_complexity}")
+
+
+class _Sink:
+    """The stage after tracking, in its own thread: solve, stream, record. MediaPipe
+    releases the GIL while it infers, so tracking frame k+1 overlaps solving frame k.
+    Frames keep their order; when a frame is already waiting behind the one at hand,
+    the one at hand is recorded without a live pose (so the pose never lags behind)."""
+
+    def __init__(self, rec: Recorder, ctx: dict) -> None:
+        import queue
+
+        self.rec = rec
+        self.ctx = ctx
+        self.q: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.skipped = 0
+        self._th = threading.Thread(target=self._run, name="understudy-solve", daemon=True)
+        self._th.start()
+
+    def put(self, item: Captured, lm: dict) -> None:
+        self.q.put((item, lm))
+
+    def _run(self) -> None:
+        while True:
+            job = self.q.get()
+            if job is None:
+                return
+            if self.error is not None:
+                continue
+            solve = self.q.qsize() == 0
+            if not solve:
+                self.skipped += 1
+            try:
+                self.rec._after_tracking(job[0], job[1], self.ctx, solve=solve)
+            except BaseException as e:  # handed to the main loop, which stops and saves
+                self.error = e
+
+    def close(self) -> None:
+        self.q.put(None)
+        self._th.join(timeout=30.0)
 
 
 @dataclass
@@ -759,6 +826,7 @@ class Recorder:
         self.countdown_until: float | None = None
         self._quit = False
         self._sigint = 0
+        self._lock = threading.RLock()
         self._last_number = 0
 
     # commands -----------------------------------------------------------------------
@@ -888,11 +956,12 @@ class Recorder:
             tracker = LiveTracker(model_complexity=o.model_complexity, refine_face=o.refine_face)
         tracker_meta = {"name": "mediapipe.solutions.holistic", "mediapipe_version": tracker.version,
                         **tracker.settings, "live": True, "realtime_file": not is_camera,
-                        "resized_to": list(resize) if resize else None}
+                        "resized_to": list(resize) if resize else None, "looped": bool(o.loop)}
         solver = LivePose(info) if o.solve else None
-        cap = LatestFrame(src, realtime=not is_camera, resize=resize).start()
+        if o.loop and is_camera:
+            raise UsageError("--loop is for a video file given as --camera FILE, not a webcam")
+        cap = LatestFrame(src, realtime=not is_camera, resize=resize, loop=o.loop).start()
         stats = _Stats()
-        last_status = 0.0
         rate = f"{info.nominal_fps:g} fps" if info.nominal_fps else "camera rate"
         self.say(f"ready: {info.kind} {info.path} at {W}x{H}, {rate}"
                  + (f"; VMC to {o.vmc[0]}:{o.vmc[1]}" if o.vmc else "")
@@ -900,40 +969,36 @@ class Recorder:
                     else "; keys: space start/stop, d discard, q quit"))
         if o.autostart:
             self.commands.append("start")
+        ctx = {"info": info, "tracker_meta": tracker_meta, "solver": solver, "vmc": vmc, "stats": stats,
+               "cap": cap, "last_status": 0.0}
+        sink = _Sink(self, ctx) if o.pipeline else None
         try:
             while not self._quit:
                 now = time.monotonic()
-                while self.commands:
-                    self._handle(self.commands.popleft(), now)
+                with self._lock:
+                    while self.commands:
+                        self._handle(self.commands.popleft(), now)
                 if self._quit:
                     break
+                if sink is not None and sink.error is not None:
+                    raise sink.error
                 item = cap.get(timeout=0.2)
                 if item is None:
                     if cap.ended:
                         break
                     continue
                 lm = tracker.process(item.rgb)
-                pose = solver.push(item.t, lm) if solver is not None else None
-                done = time.monotonic()
-                latency = done - item.wall
-                stats.frames += 1
-                stats.t_last = item.t
-                stats.latency.append(latency)
-                stats.walls.append(done)
-                if vmc is not None and pose is not None:
-                    vmc.send_pose(solver.joint_names, pose[0], pose[1], offsets=pose[2], t=item.t)
-                if self.countdown_until is not None and done >= self.countdown_until:
-                    self._begin(info, tracker_meta)
-                if self.rec is not None:
-                    self.rec.add(item, lm, latency_s=latency, pose=pose)
+                if sink is not None:
+                    sink.put(item, lm)
+                else:
+                    self._after_tracking(item, lm, ctx, solve=True)
                 if window is not None:
                     self._show(window, item, lm, stats, draw_landmarks)
-                if o.headless and done - last_status >= o.status_every_s:
-                    last_status = done
-                    self._status(stats, cap)
         except KeyboardInterrupt:
             self.say("interrupted: saving")
         finally:
+            if sink is not None:
+                sink.close()
             cap.stop()
             src.close()
             if cap.error is not None:
@@ -962,6 +1027,28 @@ class Recorder:
         elif self._sigint:
             exit_code = 0
         return exit_code
+
+    def _after_tracking(self, item: Captured, lm: dict, ctx: dict, *, solve: bool) -> None:
+        """Solve, stream, record and report one tracked frame (in the sink thread when
+        pipelined). ``solve=False`` records the landmarks without a live pose."""
+        solver, vmc, stats = ctx["solver"], ctx["vmc"], ctx["stats"]
+        pose = solver.push(item.t, lm) if (solver is not None and solve) else None
+        done = time.monotonic()
+        latency = done - item.wall
+        stats.frames += 1
+        stats.t_last = item.t
+        stats.latency.append(latency)
+        stats.walls.append(done)
+        if vmc is not None and pose is not None:
+            vmc.send_pose(solver.joint_names, pose[0], pose[1], offsets=pose[2], t=item.t)
+        with self._lock:
+            if self.countdown_until is not None and done >= self.countdown_until:
+                self._begin(ctx["info"], ctx["tracker_meta"])
+            if self.rec is not None:
+                self.rec.add(item, lm, latency_s=latency, pose=pose)
+        if self.o.headless and done - ctx["last_status"] >= self.o.status_every_s:
+            ctx["last_status"] = done
+            self._status(stats, ctx["cap"])
 
     def _status(self, stats: _Stats, cap: LatestFrame) -> None:
         if self.rec is not None:

@@ -121,13 +121,13 @@ def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
     th = threading.Thread(target=listen, daemon=True)
     th.start()
     (tmp_path / "out" / "take_001").mkdir(parents=True)  # an existing take is never reused
-    pr = Proc("--camera", str(clip), "--resolution", RES, "--out", "out", "--vmc", f"127.0.0.1:{port}",
+    pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--vmc", f"127.0.0.1:{port}",
               cwd=tmp_path)
     try:
         pr.wait_for(r"^ready: video .* at 256x144, 25 fps; VMC to 127\.0\.0\.1")
         pr.send("start")
         pr.wait_for(r"^recording take_002")
-        pr.wait_for(r"^rec take_002: frames=([89]|[1-9][0-9])")
+        pr.wait_for(r"^rec take_002: frames=([1-9][0-9])")
         pr.send("stop")
         pr.wait_for(r"^saved take_002: \d+ frames")
         pr.send("start")
@@ -151,7 +151,7 @@ def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["take_001", "take_002", "take_004"]
 
     take, live = _check_accounting(tmp_path / "out" / "take_002")
-    assert len(take) >= 8 and take.complete
+    assert len(take) >= 10 and take.complete
     assert take.coverage()["pose"] > 0.9
     # the raw video segments hold every frame that was tracked
     from mocap.record import _video_frames
@@ -188,7 +188,8 @@ def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
                        np.abs(q + live["live_rotations"][k, j]).max()) < 1e-5, (n, t)
         hips = vmc.unity_to_yup_position(pose.bones["Hips"][0])
         assert np.allclose(hips, live["live_root"][k], atol=1e-5)
-    assert matched >= 0.9 * len(take)
+    solved = int(np.isfinite(live["live_rotations"][:, 0, 0]).sum())
+    assert solved >= 5 and matched >= 0.9 * solved
 
     # the take solves offline like any other
     from mocap.pipeline import solve_take
@@ -199,7 +200,7 @@ def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
 
 def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path):
     clip = shared_file(CLIP)
-    pr = Proc("--camera", str(clip), "--resolution", RES, "--out", "out", "--autostart", cwd=tmp_path)
+    pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--autostart", cwd=tmp_path)
     try:
         pr.wait_for(r"^recording take_001")
         m = pr.wait_for(r"^rec take_001: frames=(\d+) dropped=\d+ t=([\d.]+)")

@@ -20,7 +20,8 @@ def cmd_record(args) -> int:
         camera=args.camera, out=args.out, resolution=parse_resolution(args.resolution), fps=args.fps,
         headless=args.headless, vmc=parse_hostport(args.vmc) if args.vmc is not None else None,
         countdown_s=args.countdown, autostart=args.autostart, model_complexity=args.model_complexity,
-        refine_face=not args.no_iris, video=not args.no_video, solve=not args.no_solve)
+        refine_face=not args.no_iris, video=not args.no_video, solve=not args.no_solve, loop=args.loop,
+        pipeline=not args.sequential)
     code, _ = run_record(opts)
     return code
 
@@ -49,6 +50,9 @@ def register(sub) -> None:
     p.add_argument("--camera", default="0", metavar="0|/dev/videoN|FILE",
                    help="webcam index or device, or a video file played at its own frame rate through the same "
                         "loop (frames are dropped when processing falls behind, as with a camera); default 0")
+    p.add_argument("--loop", action="store_true",
+                   help="with --camera FILE: play the file again and again (timestamps keep increasing), "
+                        "for rehearsals and demos without a camera")
     p.add_argument("--resolution", metavar="WxH",
                    help="camera resolution to request, e.g. 640x480; a video file is scaled to it")
     p.add_argument("--fps", type=float, default=None, metavar="N", help="camera frame rate to request")
@@ -67,6 +71,9 @@ def register(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="do not store the raw video segments")
     p.add_argument("--no-solve", action="store_true",
                    help="track only: no live skeleton solve (and so nothing to stream over VMC)")
+    p.add_argument("--sequential", action="store_true",
+                   help="solve in the tracking thread instead of overlapping it with the next frame's "
+                        "tracking (slower; for comparison)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
