@@ -80,6 +80,17 @@ def _pose_positions(bpy, arm, frames):
     return out
 
 
+def _foot_min(bpy, arm, last: int) -> float:
+    """The lowest world height (m, +Y up) of either ankle over frames 1..last."""
+    m = {it.canonical: it.bone for it in arm.data.understudy_map if it.bone}
+    low = float("inf")
+    for f in range(1, last + 1):
+        bpy.context.scene.frame_set(f)
+        for side in ("leftFoot", "rightFoot"):
+            low = min(low, (arm.matrix_world @ arm.pose.bones[m[side]].head).z)
+    return low
+
+
 def _take_scene(bpy, job, character, label):
     _clear(bpy)
     r = bpy.ops.import_scene.gltf(filepath=character)
@@ -116,6 +127,7 @@ def _take_scene(bpy, job, character, label):
         "fps": scene.render.fps / scene.render.fps_base,
         "frame_range": [scene.frame_start, scene.frame_end],
         "pose": _pose_positions(bpy, arm, job["frames"]),
+        "foot_min": _foot_min(bpy, arm, int(scene.frame_end)),
     })
     return out
 

@@ -86,10 +86,11 @@ def apply_motion(context, arm, motion: formats.Motion, source_map: bonemaps.Bone
     if miss:
         raise RigError(f"the source motion lacks core bone(s) {', '.join(miss)} of bone map {source_map.name!r}")
     res = retarget(motion, sfound, target, tfound)
-    hb = bones[res.hips_index]
-    if hb.use_connect:
-        raise RigError(f"hips bone {hb.name!r} is connected to its parent and cannot move; disconnect it in Edit Mode")
-    basis, loc = pose_channels(arm, bones, res.globals, res.hips, res.hips_index, use_pose)
+    for j in [res.hips_index, *res.placed]:
+        if bones[j].use_connect:
+            raise RigError(f"bone {bones[j].name!r} is connected to its parent and cannot move; disconnect it in "
+                           "Edit Mode")
+    basis, locs = pose_channels(arm, bones, res.globals, res.hips, res.hips_index, use_pose, res.placed)
     scene = context.scene
     frames = _scene_frames(scene, motion.timestamps, motion.fps, start, set_fps)
     w = ActionWriter(take, "OBJECT", arm.name)
@@ -98,7 +99,9 @@ def apply_motion(context, arm, motion: formats.Motion, source_map: bonemaps.Bone
         arm.pose.bones[b.name].rotation_mode = "QUATERNION"
         path = f'pose.bones["{bpy.utils.escape_identifier(b.name)}"]'
         n += w.keys(f"{path}.rotation_quaternion", frames, basis[:, j], group=b.name)
-    n += w.keys(f'pose.bones["{bpy.utils.escape_identifier(hb.name)}"].location', frames, loc, group=hb.name)
+    for j, loc in locs.items():
+        name = bones[j].name
+        n += w.keys(f'pose.bones["{bpy.utils.escape_identifier(name)}"].location', frames, loc, group=name)
     lines = []
     ad = arm.animation_data
     if ad is not None and ad.action is not None:

@@ -80,11 +80,13 @@ def _rot(M: np.ndarray) -> np.ndarray:
     return quat.from_matrix(R)
 
 
-def pose_channels(arm, bones: list, G: np.ndarray, hips: np.ndarray, hips_index: int, use_pose: bool = False):
+def pose_channels(arm, bones: list, G: np.ndarray, hips: np.ndarray, hips_index: int, use_pose: bool = False,
+                  placed: dict | None = None):
     """Pose-bone channels from world-aligned rotations ``G`` ``(T, J, 4)`` (ours, bones in
     :func:`read_target` order, relative to the reference pose) and the hips' world path
-    ``(T, 3)`` (ours): returns ``(rotation_quaternion (T, J, 4), hips location (T, 3))``,
-    quaternion signs continuous over frames.
+    ``(T, 3)`` (ours), and world paths of ``placed`` bones by index: returns
+    ``(rotation_quaternion (T, J, 4), {bone index: location (T, 3)})`` for the hips and the
+    placed bones, quaternion signs continuous over frames.
 
     With rest matrices ``M`` and reference matrices ``F`` (``F = M`` for the rest pose),
     the posed armature rotation of bone ``b`` is ``D_b F_b`` and Blender's
@@ -105,13 +107,16 @@ def pose_channels(arm, bones: list, G: np.ndarray, hips: np.ndarray, hips_index:
             left = quat.inv(M[j])
         basis[:, j] = quat.mul(left, right)
     basis = quat.continuous(basis, axis=0)
-    # hips: its ancestors stay in the reference pose, so its posed head is X @ location
-    hb = bones[hips_index]
-    head_arm = (yup_to_blender(hips) - W[:3, 3]) @ W[:3, :3] / s**2  # W^-1 for a uniformly scaled rotation
-    if hb.parent:
-        p = idx[hb.parent.name]
-        X = ref4[p] @ np.linalg.inv(rest4[p]) @ rest4[hips_index]
-    else:
-        X = rest4[hips_index]
-    loc = np.linalg.solve(X[:3, :3], (head_arm - X[:3, 3]).T).T
-    return basis, loc
+    # hips (and detached bones): their ancestors stay in the reference pose, so the posed
+    # head is X @ location with X = F_p M_p^-1 M_b (4x4), or M_b for a root bone
+    locs = {}
+    for j, path in ({hips_index: hips, **(placed or {})}).items():
+        b = bones[j]
+        head_arm = (yup_to_blender(path) - W[:3, 3]) @ W[:3, :3] / s**2  # W^-1 for a uniformly scaled rotation
+        if b.parent:
+            p = idx[b.parent.name]
+            X = ref4[p] @ np.linalg.inv(rest4[p]) @ rest4[j]
+        else:
+            X = rest4[j]
+        locs[j] = np.linalg.solve(X[:3, :3], (head_arm - X[:3, 3]).T).T
+    return basis, locs

@@ -76,13 +76,15 @@ class Target:
 class Result:
     """``globals`` ``(T, J, 4)``: each target joint's world rotation relative to its rest
     (identity = rest pose); ``hips`` ``(T, 3)`` world position of the target's hips joint;
-    ``hips_index``; ``pairs`` canonical -> (source joint, target joint); ``scale`` the leg
+    ``hips_index``; ``pairs`` canonical -> (source joint, target joint); ``placed`` world
+    positions ``(T, 3)`` of *detached* mapped joints by index (see :func:`retarget`); ``scale`` the leg
     ratio; ``notes`` one sentence each."""
 
     globals: np.ndarray
     hips: np.ndarray
     hips_index: int
     pairs: dict[str, tuple[str, str]]
+    placed: dict[int, np.ndarray]
     scale: float
     notes: list[str]
 
@@ -187,4 +189,40 @@ def retarget(source: Motion, source_found: dict[str, str], target: Target, targe
     lift = -float(np.median(low))
     hips[:, 1] += lift
     notes.append(f"root path scaled by {k:.3f} (leg lengths), lifted {100 * lift:+.1f} cm to stand on the floor")
-    return Result(globals=G, hips=hips, hips_index=h, pairs=pairs, scale=k, notes=notes)
+    placed = _detached(target, ti, G, hips, cparent, pairs, notes)
+    return Result(globals=G, hips=hips, hips_index=h, pairs=pairs, placed=placed, scale=k, notes=notes)
+
+
+def _detached(target: Target, ti: dict[str, int], G: np.ndarray, hips: np.ndarray, cparent, pairs,
+              notes: list[str]) -> dict[int, np.ndarray]:
+    """World positions ``(T, 3)`` of the mapped target joints that do not hang below their
+    canonical parent's joint in the rig (RobotExpressive's feet are IK bones under the
+    root): where the canonical chain puts them, ``P(c) = P(p) + G(p) (rest(c) - rest(p))``.
+    Only joints whose rig ancestors are all unmapped (they stay in the reference pose) are
+    placed; others are noted and keep their parent-relative position."""
+    mapped = set(ti.values())
+    P = {"hips": hips}
+    out = {}
+    for c in pairs:
+        if c == "hips":
+            continue
+        p = cparent.get(c)
+        while p is not None and p not in pairs:
+            p = cparent.get(p)
+        if p is None:
+            continue
+        jp, jc = ti[p], ti[c]
+        P[c] = P[p] + quat.rotate(G[:, jp], target.rest[jc] - target.rest[jp])
+        anc, a = [], int(target.parents[jc])
+        while a >= 0:
+            anc.append(a)
+            a = int(target.parents[a])
+        if jp in anc:
+            continue
+        if any(a in mapped for a in anc):
+            notes.append(f"{target.names[jc]!r} is not below {target.names[jp]!r} in the rig and cannot be placed")
+            continue
+        out[jc] = P[c]
+        notes.append(f"{target.names[jc]!r} is not below {target.names[jp]!r} in the rig (an IK bone?): "
+                     "its location is keyed where the chain puts it")
+    return out
