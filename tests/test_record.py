@@ -102,6 +102,48 @@ def _check_accounting(take_dir: Path):
     return take, live
 
 
+def _offline_agreement_px(take, clip) -> float:
+    """Median distance (px) between the live take's body landmarks and an offline track of
+    the same source frames at the same size (both visible > 0.5)."""
+    import cv2
+
+    from mocap import sources
+    from mocap.tracking import TrackOptions, track
+
+    src = sources.open_source(str(clip))
+    n_src = src.info.reported_frames
+    W, H = take.source.width, take.source.height
+    local = take.frame_index % n_src
+    run = np.concatenate([[0], np.flatnonzero(np.diff(local) < 0) + 1, [len(local)]])
+    a, b = max(zip(run[:-1], run[1:]), key=lambda r: r[1] - r[0])  # the longest stretch without a wrap
+    sel = np.arange(a, b)
+
+    class Resized(sources.Source):
+        def __init__(self):
+            super().__init__()
+            self.info = src.info
+            self.info.width, self.info.height, self.info.intrinsics = W, H, None
+
+        def _frames(self, start, end):
+            for fr in src.frames(start=start, end=end):
+                yield sources.Frame(fr.t, cv2.resize(fr.rgb, (W, H), interpolation=cv2.INTER_AREA), fr.index)
+
+    t_local = local[sel] / 25.0
+    off = track(Resized(), options=TrackOptions(prefetch=0), start=t_local[0] - 1e-3, end=t_local[-1] + 1e-3,
+                progress=False)
+    src.close()
+    pos = {int(i): k for k, i in enumerate(off.frame_index)}
+    d = []
+    for k in sel:
+        j = pos[int(local[k])]
+        vis = (take.pose_visibility[k] > 0.5) & (off.pose_visibility[j] > 0.5)
+        d.append(np.linalg.norm(take.pose_image[k, vis, :2] - off.pose_image[j, vis, :2], axis=1))
+    d = np.concatenate(d)
+    print(f"live vs offline body landmarks over {len(sel)} frames: median {np.median(d):.2f} px, "
+          f"p90 {np.percentile(d, 90):.2f} px at {W}x{H}")
+    return float(np.median(d))
+
+
 def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
     clip = shared_file(CLIP)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -190,6 +232,10 @@ def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
         assert np.allclose(hips, live["live_root"][k], atol=1e-5)
     solved = int(np.isfinite(live["live_rotations"][:, 0, 0]).sum())
     assert solved >= 5 and matched >= 0.9 * solved
+
+    # the live landmarks agree with an offline `track` of the same frames (same size)
+    med = _offline_agreement_px(take, clip)
+    assert med < 4.0, f"median body landmark disagreement {med:.2f} px at 256x144"
 
     # the take solves offline like any other
     from mocap.pipeline import solve_take
