@@ -687,7 +687,7 @@ def recover_take(folder: str | os.PathLike) -> dict[str, Any]:
     folder = Path(folder)
     if (folder / "take.json").is_file():
         raise UsageError(f"{folder} is a complete take already (it has take.json); nothing to recover")
-    _, events = _read_journal(folder)
+    start, events = _read_journal(folder)
     journal_frames = sum(int(e.get("frames", 0)) for e in events if e.get("event") == "chunk")
     segs = sorted((folder / "video").glob("seg_*.mkv")) if (folder / "video").is_dir() else []
     vframes = sum(_video_frames(s) for s in segs)
@@ -698,7 +698,8 @@ def recover_take(folder: str | os.PathLike) -> dict[str, Any]:
         j.write(json.dumps({"event": "recovered", "frames": len(take), "unix_time": time.time()}) + "\n")
     return {"folder": str(folder), "frames": len(take), "duration_s": take.duration_s,
             "t_last": float(take.timestamps[-1]), "journal_frames": journal_frames,
-            "video_segments": len(segs), "video_frames": vframes, "notes": take.notes}
+            "video_segments": len(segs), "video_frames": vframes, "notes": take.notes,
+            "flush_s": float(start.get("flush_s", 0.5))}
 
 
 def recover_all(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -1078,6 +1079,9 @@ class Recorder:
             left = max(0.0, self.countdown_until - now)
             cv2.putText(bgr, f"{int(np.ceil(left))}", (bgr.shape[1] // 2 - 20, bgr.shape[0] // 2),
                         cv2.FONT_HERSHEY_SIMPLEX, 3.0, (0, 255, 255), 5)
+        if not getattr(self, "_window_made", False):
+            cv2.namedWindow(window, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+            self._window_made = True
         cv2.imshow(window, bgr)
         key = cv2.waitKey(1) & 0xFF
         if key in self.KEYS:

@@ -32,7 +32,7 @@ def cmd_recover(args) -> int:
     for r in recover_all(args.dir):
         print(f"recovered {r['folder']}: kept {r['frames']} frames ({r['duration_s']:.2f} s, last at "
               f"t = {r['t_last']:.3f} s); raw video: {r['video_frames']} frames in {r['video_segments']} "
-              f"segment(s); frames after the last flush (at most {0.5:g} s) were lost")
+              f"segment(s); frames after the last flush (at most {r['flush_s']:g} s) were lost")
     return 0
 
 
