@@ -244,7 +244,7 @@ def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
     assert res.motion.n_frames == len(take)
 
 
-def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path):
+def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path, capsys):
     clip = shared_file(CLIP)
     pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--autostart", cwd=tmp_path)
     try:
@@ -259,9 +259,14 @@ def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path):
         pr.kill()
     d = tmp_path / "out" / "take_001"
     assert not (d / "take.json").exists() and (d / "journal.jsonl").exists()
-    reports = recover_all(tmp_path / "out")
-    assert len(reports) == 1
-    r = reports[0]
+    from mocap.cli import main
+
+    assert main(["recover", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    m = re.search(r"recovered .*take_001: kept (\d+) frames \(([\d.]+) s, last at t = ([\d.]+) s\); raw video: "
+                  r"(\d+) frames", said)
+    assert m, said
+    r = {"frames": int(m.group(1)), "video_frames": int(m.group(4))}
     take = load_take(d)
     assert not take.complete and any("recovered" in n for n in take.notes)
     assert r["frames"] == len(take)
@@ -276,9 +281,7 @@ def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path):
 
     with pytest.raises(UsageError, match="no interrupted take"):
         recover_all(tmp_path / "out")
-    # the CLI says how much it kept
-    from mocap.cli import main
-
+    # and it solves like any take
     assert main(["solve", str(d)]) == 0
 
 
