@@ -12,6 +12,8 @@ canonical joint both sides map,
 
 * ``A_hips``: the frame (hip line right -> left thigh, world up) of the target onto the
   source's, so an upright target stays upright;
+* forearm and hand: the frame (bone vector, palm line little -> index knuckles) when
+  both sides map those fingers, so the palm faces where the source's palm faces;
 * any other bone: parallel transport, ``A_c = swing(A_p d_t -> d_s) A_p`` with ``p`` its
   nearest mapped canonical ancestor (a T-pose source onto an A-pose target turns each
   arm about the forward axis); a bone without a vector (head, toes, ...) takes ``A_p``;
@@ -24,9 +26,9 @@ rotation). The hips follow the source's hips scaled by the ratio of leg lengths 
 shin, target / source), lifted by one constant so the target's ankles and toes stand at
 their rest heights above ``y = 0`` (median over the 10 % of frames where the feet are lowest).
 
-Not done here (``understudy retarget`` does them): foot and hand IK, palm-frame twist of
-forearm and hand, equal-share bending of extra spine bones, finger transfer relative to
-the hand. The fingers are driven like any other mapped bone.
+Not done here (``understudy retarget`` does them): foot and hand IK, equal-share bending
+of extra spine bones and twist segments, finger transfer relative to the hand after IK.
+The fingers are driven like any other mapped bone (the same result without hand IK).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class Result:
     """``globals`` ``(T, J, 4)``: each target joint's world rotation relative to its rest
     (identity = rest pose); ``hips`` ``(T, 3)`` world position of the target's hips joint;
     ``hips_index``; ``pairs`` canonical -> (source joint, target joint); ``placed`` world
-    positions ``(T, 3)`` of *detached* mapped joints by index (see :func:`retarget`); ``scale`` the leg
+    positions ``(T, 3)`` of *detached* mapped joints by index (see :func:`retarget`);
+    ``rest_rotations`` canonical -> ``A`` ``(4,)``; ``scale`` the leg
     ratio; ``notes`` one sentence each."""
 
     globals: np.ndarray
@@ -85,18 +88,32 @@ class Result:
     hips_index: int
     pairs: dict[str, tuple[str, str]]
     placed: dict[int, np.ndarray]
+    rest_rotations: dict[str, np.ndarray]
     scale: float
     notes: list[str]
 
 
-def _frame_rotation(p_t, s_t, p_s, s_s) -> np.ndarray:
-    """The rotation taking frame (primary ``p_t``, secondary ``s_t``) onto ``(p_s, s_s)``."""
+def _frame_rotation(p_t, s_t, p_s, s_s) -> np.ndarray | None:
+    """The rotation taking frame (primary ``p_t``, secondary ``s_t``) onto ``(p_s, s_s)``;
+    None when a secondary is within ~12 deg of its primary."""
     def frame(p, s):
         p = quat.unit(np.asarray(p, dtype=float))
         s = quat.unit(s - (s @ p) * p)
         return np.stack([p, s, np.cross(p, s)], axis=1)
 
+    for p, q in ((p_t, s_t), (p_s, s_s)):
+        if np.linalg.norm(np.cross(quat.unit(np.asarray(p, float)), quat.unit(np.asarray(q, float)))) <= 0.2:
+            return None
     return quat.from_matrix(frame(p_s, s_s) @ frame(p_t, s_t).T)
+
+
+def _palm(c: str, have) -> tuple[str, str] | None:
+    """The palm line (knuckle -> knuckle) both sides map for a forearm or hand, if any."""
+    side = "left" if c.startswith("left") else "right"
+    for a, b in (("Little", "Index"), ("Ring", "Index"), ("Little", "Middle")):
+        if f"{side}{a}Proximal" in have and f"{side}{b}Proximal" in have:
+            return f"{side}{a}Proximal", f"{side}{b}Proximal"
+    return None
 
 
 def _leg_length(rest: np.ndarray, idx: dict[str, int]) -> float:
@@ -132,22 +149,24 @@ def retarget(source: Motion, source_found: dict[str, str], target: Target, targe
         while p is not None and p not in pairs:
             p = cparent.get(p)
         Ap = A[p] if p is not None else quat.IDENTITY
-        tail = next((x for x in tails.get(c, ()) if x in pairs), None)
+        tail = next((x for x in tails.get(c, ()) if x in pairs and min(
+            np.linalg.norm(Rs[si[x]] - Rs[si[c]]), np.linalg.norm(Rt[ti[x]] - Rt[ti[c]])) > 1e-3), None)
         if c == "hips":
             up = np.array([0.0, 1.0, 0.0])
             A[c] = _frame_rotation(Rt[ti["leftUpperLeg"]] - Rt[ti["rightUpperLeg"]], up,
                                    Rs[si["leftUpperLeg"]] - Rs[si["rightUpperLeg"]], up)
+            if A[c] is None:
+                raise RigError("the hip line is vertical in the rest pose: the rig does not stand upright")
             continue
         if tail is None:
             A[c] = Ap
             continue
-        ds, dt = Rs[si[tail]] - Rs[si[c]], Rt[ti[tail]] - Rt[ti[c]]
-        if min(np.linalg.norm(ds), np.linalg.norm(dt)) < 1e-4:
-            A[c] = Ap
-            notes.append(f"{c}: zero-length rest bone, aligned with its parent")
-            continue
-        ds, dt = quat.unit(ds), quat.unit(dt)
-        A[c] = quat.mul(quat.swing(quat.rotate(Ap, dt), ds), Ap)
+        ds, dt = quat.unit(Rs[si[tail]] - Rs[si[c]]), quat.unit(Rt[ti[tail]] - Rt[ti[c]])
+        palm = _palm(c, pairs) if c.endswith(("LowerArm", "Hand")) else None
+        q = None
+        if palm is not None:  # forearm and hand: the palm faces where the source's faces
+            q = _frame_rotation(dt, Rt[ti[palm[1]]] - Rt[ti[palm[0]]], ds, Rs[si[palm[1]]] - Rs[si[palm[0]]])
+        A[c] = q if q is not None else quat.mul(quat.swing(quat.rotate(Ap, dt), ds), Ap)
         vec[c] = (tail, ds)
 
     # per frame
@@ -190,7 +209,8 @@ def retarget(source: Motion, source_found: dict[str, str], target: Target, targe
     hips[:, 1] += lift
     notes.append(f"root path scaled by {k:.3f} (leg lengths), lifted {100 * lift:+.1f} cm to stand on the floor")
     placed = _detached(target, ti, G, hips, cparent, pairs, notes)
-    return Result(globals=G, hips=hips, hips_index=h, pairs=pairs, placed=placed, scale=k, notes=notes)
+    return Result(globals=G, hips=hips, hips_index=h, pairs=pairs, placed=placed, rest_rotations=A, scale=k,
+                  notes=notes)
 
 
 def _detached(target: Target, ti: dict[str, int], G: np.ndarray, hips: np.ndarray, cparent, pairs,
