@@ -342,8 +342,10 @@ class LivePose:
         T_i = np.asarray(info["T_world_from_camera"], float)
         if self._T0 is None:
             self._T0 = T_i
-        M = self._T0 @ np.linalg.inv(T_i)  # this frame's world -> the fixed world
-        P = mk.points[0] @ M[:3, :3].T + M[:3, 3]
+        # this frame's world -> camera -> the fixed world (rigid: the inverse is R^T, -R^T t)
+        R_i, t_i = T_i[:3, :3], T_i[:3, 3]
+        R = self._T0[:3, :3] @ R_i.T
+        P = mk.points[0] @ R.T + (self._T0[:3, 3] - R @ t_i)
         c1 = time.perf_counter()
         if self._cleaner is None:
             self._cleaner = self._cleaner_cls(mk.names)
