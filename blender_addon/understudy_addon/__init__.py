@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("props", "operators", "panel")
+_MODULES = ("props", "operators", "panel", "live_link")
 """Submodules with ``register()``/``unregister()``, registered in this order."""
 
 
