@@ -21,6 +21,7 @@ Target: the operator >= 20x faster than the naive keying and <= 10 s.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -87,12 +88,13 @@ def main() -> int:
                     help="frames keyed with keyframe_insert, extrapolated to --frames (default 600)")
     args = ap.parse_args()
 
+    tmp = Path(tempfile.mkdtemp(prefix="understudy_bench_"))
+    os.environ.setdefault("BLENDER_USER_RESOURCES", str(tmp / "blender_user"))  # leave the user's config alone
     import bpy
 
     from blender_addon.build import build_addon
     from mocap.motion_io import save_motion
 
-    tmp = Path(tempfile.mkdtemp(prefix="understudy_bench_"))
     bpy.ops.wm.read_factory_settings(use_empty=True)
     zip_path, _ = build_addon(tmp / "understudy_addon.zip")
     repo = bpy.context.preferences.extensions.repos.new(name="bench", module="bench", custom_directory=str(tmp / "repo"),
@@ -152,9 +154,10 @@ def main() -> int:
     print(f"keyframe_insert per bone per frame: {n} frames in {t_sub:.2f} s"
           + (f" -> {t_naive:.1f} s for {args.frames} frames (extrapolated linearly: a lower bound)" if extrap
              else ""))
+    verdict = ("met" if t_naive / t_op >= 20 and t_op <= 10 else "NOT met") if args.frames >= 18000 else \
+        "applies to the 18,000-frame take"
     print(f"speed-up, operator vs keyframe_insert: {t_naive / t_op:.0f}x"
-          f" (bake alone: {t_naive / t_bulk:.0f}x); target >= 20x and <= 10 s: "
-          f"{'met' if t_naive / t_op >= 20 and t_op <= 10 else 'NOT met'}")
+          f" (bake alone: {t_naive / t_bulk:.0f}x); target >= 20x and <= 10 s: {verdict}")
     return 0
 
 
