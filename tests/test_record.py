@@ -326,3 +326,31 @@ def test_takes_are_numbered_and_never_reused(tmp_path):
     (tmp_path / "take_notes").mkdir()
     assert next_take_dir(tmp_path).name == "take_006"
     assert next_take_dir(tmp_path).name == "take_007"
+
+
+def test_signals_toggle_and_stop_and_save(tmp_path):
+    """SIGUSR1 toggles recording; SIGTERM stops, saves the take and exits 0."""
+    clip = shared_file(CLIP)
+    pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--no-video", cwd=tmp_path)
+    try:
+        pr.wait_for(r"^ready:")
+        pr.wait_for(r"^idle: frames=")
+        pr.p.send_signal(signal.SIGUSR1)
+        pr.wait_for(r"^recording take_001")
+        pr.wait_for(r"^rec take_001: frames=([3-9]|[1-9][0-9])")
+        pr.p.send_signal(signal.SIGUSR1)
+        pr.wait_for(r"^saved take_001: \d+ frames")
+        pr.p.send_signal(signal.SIGUSR1)
+        pr.wait_for(r"^recording take_002")
+        pr.wait_for(r"^rec take_002: frames=([3-9]|[1-9][0-9])")
+        pr.p.send_signal(signal.SIGTERM)
+        rc = pr.finish()
+    finally:
+        pr.kill()
+    out = "\n".join(pr.all)
+    assert rc == 0, out
+    assert re.search(r"^saved take_002: \d+ frames", out, re.M), out
+    for name in ("take_001", "take_002"):
+        take = load_take(tmp_path / "out" / name)
+        assert take.complete and len(take) >= 3
+        assert not (tmp_path / "out" / name / "video").exists()  # --no-video
