@@ -85,36 +85,37 @@ def model_blendshapes(take, model_path, *, footage=None, progress: bool = False)
     opts = FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)),
                                  running_mode=RunningMode.IMAGE if still else RunningMode.VIDEO,
                                  output_face_blendshapes=True, num_faces=1)
-    try:
-        landmarker = FaceLandmarker.create_from_options(opts)
-    except (RuntimeError, ValueError) as e:
-        raise ModelFileError(f"--face-model {path}: MediaPipe cannot load it ({e})") from None
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=T, unit="frame", desc="face model", dynamic_ncols=True)
     last_ms = -1
     try:
-        with native_log_filter(), landmarker, open_source(src_path) as src:
-            for fr in src.frames():
-                k = row_of.get(int(fr.index))
-                if k is None:
-                    continue
-                img = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(fr.rgb))
-                if still:
-                    res = landmarker.detect(img)
-                else:
-                    ms = max(int(round(fr.t * 1000)), last_ms + 1)
-                    last_ms = ms
-                    res = landmarker.detect_for_video(img, ms)
-                if res.face_blendshapes:
-                    for c in res.face_blendshapes[0]:
-                        if c.category_name in col:
-                            out[k, col[c.category_name]] = c.score
-                    out[k, col["tongueOut"]] = 0.0
-                if bar is not None:
-                    bar.update(1)
+        with native_log_filter() as console:
+            try:
+                landmarker = FaceLandmarker.create_from_options(opts)
+            except (RuntimeError, ValueError) as e:
+                raise ModelFileError(f"--face-model {path}: MediaPipe cannot load it ({e})") from None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=T, unit="frame", desc="face model", dynamic_ncols=True, file=console)
+            with landmarker, open_source(src_path) as src:
+                for fr in src.frames():
+                    k = row_of.get(int(fr.index))
+                    if k is None:
+                        continue
+                    img = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(fr.rgb))
+                    if still:
+                        res = landmarker.detect(img)
+                    else:
+                        ms = max(int(round(fr.t * 1000)), last_ms + 1)
+                        last_ms = ms
+                        res = landmarker.detect_for_video(img, ms)
+                    if res.face_blendshapes:
+                        for c in res.face_blendshapes[0]:
+                            if c.category_name in col:
+                                out[k, col[c.category_name]] = c.score
+                        out[k, col["tongueOut"]] = 0.0
+                    if bar is not None:
+                        bar.update(1)
     finally:
         if bar is not None:
             bar.close()

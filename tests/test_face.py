@@ -9,16 +9,20 @@ frames; a man facing the camera), found by looking at each frame (0-based decode
 event        frames      what is seen
 ===========  ==========  ===============================================================
 neutral      102-109,    mouth closed and relaxed, eyes open, brows at rest
-             200-207
+             202-207
 pucker       24-36       lips pursed and pushed forward, mouth narrow
 jaw open     70-90       jaw dropped, mouth a tall open "O"
 eyes shut    94-97       both eyes closed (a blink while the mouth closes)
 smile        128-148     wide open grin, lip corners pulled up and out, teeth showing
 ===========  ==========  ===============================================================
 
-(Frames 0-8 show a slight closed-mouth smile and 210-215 pursed lips: not neutral.) The
-clip has no head turn, so head-yaw sign and left/right are tested on the same landmarks
-turned and edited synthetically.
+(Frames 0-8 show a slight closed-mouth smile and 210-215 pursed lips: not neutral.)
+
+Head pose on ``liveportrait_s20_upperbody_hands.mp4`` (480x908, 30 fps, 298 frames, a
+woman, upper body): frames 0-40 her head is tilted towards her right shoulder (her left
+ear, on the image's right, is higher) and turned a little to her right (the nose points
+to the image's left); frames 150-250 it is upright and faces the camera. Head-yaw sign and
+left/right are also tested on landmarks turned and edited synthetically.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from tests.conftest import need_ffmpeg, shared_file
 CLIP = "footage/liveportrait_d18_face_closeup_jawopen.mp4"
 MODEL = "models/face_landmarker.task"
 EVENTS = {
-    "neutral": list(range(102, 110)) + list(range(200, 208)),
+    "neutral": list(range(102, 110)) + list(range(202, 208)),
     "pucker": list(range(24, 37)),
     "jaw": list(range(70, 91)),
     "blink": [94, 95, 96, 97],
@@ -123,6 +127,31 @@ def test_head_pose_on_real_clip(geo):
     assert np.abs(ypr[:, 0]).max() < 12 and np.abs(ypr[:, 2]).max() < 12
     # head about 35-80 cm from the camera in a 480 px close-up at 60 deg FOV: position is metric, mm scale sane
     assert geo.meta["head_reference"].startswith("body")
+
+
+def test_head_tilt_and_turn_on_real_clip(tmp_path):
+    """s20: tilted to her right with the left ear up (roll > 0) and turned to her right
+    (yaw < 0) in frames 0-40, upright and facing the camera in 150-250."""
+    need_ffmpeg()
+    from mocap.face import FaceOptions, solve_face
+    from mocap.sources import open_source
+    from mocap.tracking import TrackOptions, track
+
+    clip = str(shared_file("footage/liveportrait_s20_upperbody_hands.mp4"))
+    takes = []
+    for start, end in ((0.0, 1.35), (5.0, 8.35)):  # frames 0-40 and 150-250 only, to keep the test short
+        with open_source(clip) as src:
+            takes.append(track(src, options=TrackOptions(), start=start, end=end, progress=False))
+    assert takes[0].frame_index[-1] == 40 and takes[1].frame_index[0] == 150
+    for ref in ("camera", "auto"):
+        f = [solve_face(t, FaceOptions(head_reference=ref)) for t in takes]
+        tilted, upright = (np.degrees(x.head_euler()).mean(axis=0) for x in f)
+        assert tilted[2] - upright[2] > 10, (ref, tilted, upright)  # roll: the left ear rises
+        assert tilted[0] - upright[0] < -5, (ref, tilted, upright)  # yaw: turned to her right
+        assert abs(upright[2]) < 5 and abs(upright[0]) < 10
+        if ref == "camera":
+            assert abs(upright[1]) < 12  # facing the camera: pitch near level
+    assert f[1].meta["head_reference"].startswith("body")
 
 
 # -- synthetic edits of real landmarks -----------------------------------------------
