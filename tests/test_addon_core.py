@@ -122,3 +122,18 @@ def test_motion_npz_reader_matches_the_project(core, tmp_path):
     with pytest.raises(core["formats"].FileFormatError, match="expected understudy.motion version 1, got "
                                                              "'understudy.motion' version 2"):
         core["formats"].load_motion_npz(tmp_path / "v2.npz")
+
+
+def test_addon_build_is_reproducible_and_refuses_other_extensions(tmp_path, capsys):
+    from mocap.cli import main as cli
+
+    assert cli(["addon", "build", "-o", str(tmp_path / "a.zip")]) == 0
+    assert "extension 'understudy' 0.1.0 for Blender 4.2.0+" in capsys.readouterr().out
+    build_addon(tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as z:
+        names = z.namelist()
+    assert names[0] == "__init__.py" and "blender_manifest.toml" in names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert cli(["addon", "build", "-o", str(tmp_path / "a.tar")]) == 2
+    assert "the add-on is built as a .zip, got 'a.tar'" in capsys.readouterr().err
