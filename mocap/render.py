@@ -457,7 +457,7 @@ def write_passes(out: Path, rendered: RenderedFrames, camera: Camera, keypoints:
     if "depth" in passes:
         vals = np.concatenate([d[m] for d, m in zip(depth_all, mask_all)]) if any(m.any() for m in mask_all) \
             else np.array([1.0, 2.0])
-        near, far = float(np.percentile(vals, 0.5)) * 0.9, float(np.percentile(vals, 99.5)) * 1.1
+        near, far = float(np.percentile(vals, 0.5)) * 0.97, float(np.percentile(vals, 99.5)) * 1.05
         (out / "depth").mkdir(exist_ok=True)
         (out / "depth_mm").mkdir(exist_ok=True)
         for i in range(n):
