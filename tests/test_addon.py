@@ -136,6 +136,14 @@ def test_zip_installs_as_an_extension_with_panel_and_operators_and_no_scipy(run)
         res["operators"])
     assert res["panel"] == ["VIEW_3D", "UI", "Understudy"]
     assert res["scipy_loaded"] is False and res["scipy_loaded_end"] is False
+    # the sidebar panel, drawn for the generated character after its import
+    drawn = res["panel_draw"]
+    ops = [d[1][0] for d in drawn if d[0] == "operator"]
+    assert ops == ["understudy.import_take", "understudy.import_bvh", "understudy.import_face_csv",
+                   "understudy.map_detect", "understudy.map_import", "understudy.map_export", "understudy.map_clear"]
+    labels = [d[2] for d in drawn if d[0] == "label"]
+    assert labels == ["Rig: understudy_skeleton", "Bone map: canonical"]
+    assert ["template_list", ["UNDERSTUDY_UL_bonemap", "", "understudy_map", "understudy_map_index"], None] in drawn
 
 
 def test_take_onto_generated_character_keys_every_frame_and_matches_the_solved_pose(run):

@@ -91,6 +91,34 @@ def _foot_min(bpy, arm, last: int) -> float:
     return low
 
 
+class _Layout:
+    """Stands in for a UI layout: records what a panel's draw() asks for."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        def call(*args, **kw):
+            self.log.append([name, [a for a in args if isinstance(a, str)], kw.get("text")])
+            return _Layout(self.log)
+        return call
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+
+
+def _draw_panel(bpy):
+    """What the sidebar panel draws for the active object (no UI in the bpy module)."""
+    log = []
+    pt = bpy.types.VIEW3D_PT_understudy
+
+    class Fake:
+        layout = _Layout(log)
+
+    pt.draw(Fake(), bpy.context)
+    return log
+
+
 def _take_scene(bpy, job, character, label):
     _clear(bpy)
     r = bpy.ops.import_scene.gltf(filepath=character)
@@ -154,6 +182,7 @@ def main(job_path: str) -> None:
     res["generated"] = _take_scene(bpy, job, job["generated"], "generated")
     arm = _armature(bpy)
 
+    res["panel_draw"] = _draw_panel(bpy)
     # a second take onto the same rig: a BVH, its own NLA track
     err = _op_error(bpy.ops.understudy.import_bvh, filepath=job["bvh"], start_frame=1)
     ad = arm.animation_data
