@@ -137,3 +137,27 @@ def test_addon_build_is_reproducible_and_refuses_other_extensions(tmp_path, caps
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert cli(["addon", "build", "-o", str(tmp_path / "a.tar")]) == 2
     assert "the add-on is built as a .zip, got 'a.tar'" in capsys.readouterr().err
+
+
+def test_face_csv_reader_matches_the_project(core, tmp_path):
+    from mocap.face import ARKIT_SHAPES
+    from mocap.face_csv import read_live_link_csv
+
+    formats = core["formats"]
+    assert set(formats.ARKIT_NAMES) == set(ARKIT_SHAPES) and len(formats.ARKIT_NAMES) == 52
+    rng = np.random.default_rng(3)
+    vals = rng.uniform(0, 1, size=(8, 52))
+    cols = [n[0].upper() + n[1:] for n in ARKIT_SHAPES]
+    lines = [",".join(["Timecode", "BlendShapeCount", *cols, "HeadYaw", "HeadPitch", "HeadRoll"])]
+    for i in range(8):  # frames 56..63 at 60 fps: crosses a second boundary
+        f = 56 + i
+        tc = f"10:20:{30 + f // 60:02d}:{f % 60:02d}.{i * 7:03d}"
+        lines.append(",".join([tc, "52", *(f"{v:.6f}" for v in vals[i]), "0.1", "0.2", "0.3"]))
+    (tmp_path / "take.csv").write_text("\n".join(lines) + "\n")
+    want = read_live_link_csv(tmp_path / "take.csv")
+    got = formats.read_live_link_csv(tmp_path / "take.csv")
+    np.testing.assert_allclose(got.timestamps, want["times"], atol=1e-9)
+    assert got.timestamps[-1] == pytest.approx(7 / 60 + 0.049 / 60)  # frame field's fraction counts too
+    order = [list(want["names"]).index(n) for n in got.names]
+    np.testing.assert_allclose(got.values, want["curves"][:, order], atol=1e-6)
+    assert got.notes == []

@@ -365,8 +365,8 @@ def read_live_link_csv(path: str | os.PathLike, *, fps: float = 60.0) -> FaceCur
     ``fps``), optionally ``BlendShapeCount``, then one column per ARKit blendshape
     (values 0..1); head and eye rotation columns are not blendshapes and are skipped.
 
-    The project's face module (``mocap.face``) was not written when this reader was;
-    it follows Epic's published column layout."""
+    Reads the same times and curves as ``mocap.face_csv.read_live_link_csv`` (tested),
+    without importing it."""
     path = Path(path)
     where = path.name
     try:
