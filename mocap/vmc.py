@@ -16,7 +16,8 @@ address                     arguments                                           
 ``/VMC/Ext/Bone/Pos``       Unity ``HumanBodyBones`` name, p.xyz (local offset;    per bone
                             the hips' is their position), q.xyzw (local)
 ``/VMC/Ext/Blend/Val``      ARKit name (``jawOpen``), float 0..1                   when face curves
-``/VMC/Ext/Blend/Apply``    none                                                   after the values
+``/VMC/Ext/Blend/Apply``    none                                                   last, every frame
+                                                                                   (ends the frame)
 ==========================  =====================================================  ==================
 
 Axes: the one conversion
@@ -176,7 +177,7 @@ def pose_packets(joint_names: Iterable[str], rotations: np.ndarray, root_positio
     ``rotations`` ``(J, 4)`` wxyz local, our axes (identity = T-pose rest);
     ``root_position`` ``(3,)`` m, the hips in our world frame; ``offsets`` ``(J, 3)``
     rest offsets from the parent (sent as the bones' local positions; zeros when None);
-    ``blendshapes`` ARKit name -> 0..1 (sent with ``/VMC/Ext/Blend/Apply``); ``t`` the
+    ``blendshapes`` ARKit name -> 0..1; ``/VMC/Ext/Blend/Apply`` ends every frame; ``t`` the
     sender's time in s (default ``time.monotonic()``); ``tracked`` goes into
     ``/VMC/Ext/OK``'s tracking status.
     """
@@ -202,7 +203,9 @@ def pose_packets(joint_names: Iterable[str], rotations: np.ndarray, root_positio
     msgs = head + bones
     if blendshapes:
         msgs += [osc.Message("/VMC/Ext/Blend/Val", [str(k), float(v)]) for k, v in blendshapes.items()]
-        msgs.append(osc.Message("/VMC/Ext/Blend/Apply", []))
+    # Apply closes every frame, also without values: VMC has no other end-of-frame
+    # message, and a Marionette can show the frame at once instead of at the next OK
+    msgs.append(osc.Message("/VMC/Ext/Blend/Apply", []))
     packets: list[bytes] = []
     cur: list[bytes] = []
     size = 16

@@ -122,10 +122,10 @@ def test_received_vmc_pose_moves_the_armature(armature):
     try:
         _send_pose(_pose(spine_deg=30.0), np.array([0.1, 0.9, 0.2]), 1.0, rx.address[1])
         time.sleep(0.05)
-        frames = rx.poll() + rx.flush()
+        frames = rx.poll()
     finally:
         rx.close()
-    assert len(frames) == 1 and len(frames[0]["bones"]) == 52 and frames[0]["time"] == 1.0
+    assert len(frames) == 1  # Blend/Apply ends the frame: no wait for the next one and len(frames[0]["bones"]) == 52 and frames[0]["time"] == 1.0
     bmap = ll.auto_bone_map([b.name for b in armature.data.bones])
     assert bmap["LeftUpperArm"] == "leftUpperArm" and "UpperChest" not in bmap and len(bmap) == len(BONES)
     # at rest, the left arm points along +X
@@ -158,8 +158,8 @@ def test_live_recording_becomes_an_action_with_bulk_keys(armature):
         sk = canonical_skeleton()
         fold = ll.VmcFrames()
         for p in vmc.pose_packets(sk.names, _pose(spine_deg=deg), np.array([0.0, 0.95, 0.0]), t=2.0 + k / 10):
-            assert fold.feed(ll.decode_osc(p)) == []
-        (fr,) = fold.flush()
+            done = fold.feed(ll.decode_osc(p))
+        (fr,) = done
         ll.apply_vmc_pose(armature, fr, bmap)
         rec.add(armature, fr, bmap)
     assert rec.frames == pytest.approx([1.0, 4.0, 7.0])
@@ -202,3 +202,24 @@ def test_receiver_counts_garbage_and_binds_loopback_only():
         assert rx.poll() == [] and rx.bad == 1 and rx.packets == 2
     finally:
         rx.close()
+
+
+def test_blendshapes_set_shape_keys_of_the_armatures_mesh(armature):
+    me = bpy.data.meshes.new("Face")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    ob = bpy.data.objects.new("Face", me)
+    bpy.context.scene.collection.objects.link(ob)
+    ob.parent = armature
+    ob.shape_key_add(name="Basis")
+    ob.shape_key_add(name="jawOpen")
+    ob.shape_key_add(name="eyeBlinkLeft")
+    fold = ll.VmcFrames()
+    sk = canonical_skeleton()
+    for p in vmc.pose_packets(sk.names, _pose(), np.array([0.0, 0.95, 0.0]),
+                              blendshapes={"jawOpen": 0.7, "eyeBlinkLeft": 1.4, "mouthSmileLeft": 0.2}):
+        frames = fold.feed(ll.decode_osc(p))
+    assert len(frames) == 1
+    assert ll.apply_vmc_blend(armature, frames[0]) == 2
+    kb = ob.data.shape_keys.key_blocks
+    assert kb["jawOpen"].value == pytest.approx(0.7, abs=1e-6)
+    assert kb["eyeBlinkLeft"].value == pytest.approx(1.0)  # clamped to the slider range

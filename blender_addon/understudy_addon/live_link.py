@@ -6,7 +6,9 @@ rotations; the modal operator :class:`UNDERSTUDY_OT_live_link` listens on
 ``127.0.0.1:39539`` by default (a non-blocking UDP socket polled on a timer, bound to
 that one address only), applies the newest pose to the active armature at each tick, and
 with *Record* on keeps every received frame and writes them as one action with bulk keys
-when it stops (Esc, right click, or :class:`UNDERSTUDY_OT_live_link_stop`).
+when it stops (Esc, right click, or :class:`UNDERSTUDY_OT_live_link_stop`). Blendshape
+values (``/VMC/Ext/Blend/Val``) set the shape keys of the same name on the armature's
+meshes (shown live, not recorded).
 
 How a VMC rotation becomes a pose-bone rotation
 -----------------------------------------------
@@ -53,6 +55,7 @@ __all__ = [
     "world_deltas",
     "auto_bone_map",
     "apply_vmc_pose",
+    "apply_vmc_blend",
     "LiveRecording",
     "register",
     "unregister",
@@ -375,6 +378,28 @@ def apply_vmc_pose(arm_obj, frame: dict, bone_map: dict[str, str], *, root_motio
     return n
 
 
+def apply_vmc_blend(arm_obj, frame: dict) -> int:
+    """Set the shape keys named like the frame's blendshapes (``jawOpen``, ``A``...,
+    exact names) on the meshes parented to ``arm_obj`` (or deformed by it). Returns the
+    number of keys set."""
+    blend = frame.get("blend") or {}
+    if not blend:
+        return 0
+    n = 0
+    for ob in bpy.data.objects:
+        if ob.type != "MESH" or ob.data.shape_keys is None:
+            continue
+        if ob.parent != arm_obj and not any(m.type == "ARMATURE" and m.object == arm_obj for m in ob.modifiers):
+            continue
+        kb = ob.data.shape_keys.key_blocks
+        for name, v in blend.items():
+            k = kb.get(name)
+            if k is not None:
+                k.value = float(min(max(v, k.slider_min), k.slider_max))
+                n += 1
+    return n
+
+
 class LiveRecording:
     """Received frames kept for an action: per bone the basis rotations, the hips'
     location, at scene frames from the sender's ``/VMC/Ext/T`` (or the arrival time)."""
@@ -497,6 +522,7 @@ if bpy is not None:
             if frames:
                 for fr in frames if self._rec is not None else frames[-1:]:
                     apply_vmc_pose(arm, fr, self._map, root_motion=self.root_motion)
+                    apply_vmc_blend(arm, fr)
                     if self._rec is not None:
                         self._rec.add(arm, fr, self._map)
                 self._n += len(frames)
