@@ -618,7 +618,9 @@ def tracker_diagnostics(take, truth: Motion, camera: RoundtripCamera, *, truth_m
     landmarks against the truth in the camera's axes, both relative to the pelvis centre
     (``mpjpe_mm``, ``pa_mpjpe_mm``, ``bias_mm`` mean signed error per axis x right, y up,
     z towards the camera; ``size_ratio`` MediaPipe's figure over the truth's, sum of the
-    limb-bone lengths). Frames without a body are skipped."""
+    limb-bone lengths; ``pa_mpjpe_mm_true_depth`` / ``pa_mpjpe_mm_true_image_plane``: the
+    PA-MPJPE with MediaPipe's depths / image-plane coordinates replaced by the truth's,
+    which splits the error between depth and the rest). Frames without a body are skipped."""
     from retarget.bonemap import builtin_profiles
 
     from . import landmarks as L
@@ -642,6 +644,11 @@ def tracker_diagnostics(take, truth: Motion, camera: RoundtripCamera, *, truth_m
     err = np.linalg.norm(Mw - Tc, axis=-1)
     pa = np.linalg.norm(_similarity_align(Mw, Tc) - Tc, axis=-1)
     bones = [(0, 2), (2, 4), (1, 3), (3, 5), (6, 8), (8, 10), (7, 9), (9, 11)]
+    # the same with one part of MediaPipe's answer replaced by the truth: how much is depth?
+    true_z = np.concatenate([Mw[..., :2], Tc[..., 2:]], axis=-1)
+    true_xy = np.concatenate([Tc[..., :2], Mw[..., 2:]], axis=-1)
+    pa_true_z = np.linalg.norm(_similarity_align(true_z, Tc) - Tc, axis=-1)
+    pa_true_xy = np.linalg.norm(_similarity_align(true_xy, Tc) - Tc, axis=-1)
 
     def size(X):
         return float(np.mean(sum(np.linalg.norm(X[:, a] - X[:, b], axis=-1) for a, b in bones)))
@@ -652,6 +659,8 @@ def tracker_diagnostics(take, truth: Motion, camera: RoundtripCamera, *, truth_m
         "world_cam": {
             "mpjpe_mm": float(err[:, 2:].mean() * 1000),
             "pa_mpjpe_mm": float(pa.mean() * 1000),
+            "pa_mpjpe_mm_true_depth": float(pa_true_z.mean() * 1000),
+            "pa_mpjpe_mm_true_image_plane": float(pa_true_xy.mean() * 1000),
             "per_landmark_mm": {n: float(v) for n, v in zip(names, err.mean(0) * 1000)},
             "bias_mm": {"x": float((Mw - Tc)[..., 0].mean() * 1000), "y": float((Mw - Tc)[..., 1].mean() * 1000),
                         "z": float((Mw - Tc)[..., 2].mean() * 1000)},
