@@ -23,7 +23,10 @@ Map file schema (``understudy.facemap`` version 1)::
     aa = { jawOpen = 1.0 }
 
 Target names in a map are matched to the character's like rule 2 (case and separators
-ignored). :func:`add_face_to_glb` writes the weights as a glTF ``weights`` animation
+ignored). A VRM's **expressions** (``VRMC_vrm.expressions`` in 1.0,
+``VRM.blendShapeMaster`` in 0.x) are used through their own morph-target binds: each
+expression is weighted like a target of its name (``aa`` <- jawOpen, ``blink`` <- both
+blinks, ...) and drives the targets it binds, which then ignore rules 1-3. :func:`add_face_to_glb` writes the weights as a glTF ``weights`` animation
 channel on every mesh node that has a mapped target, in the GLB's existing animation.
 """
 
@@ -41,7 +44,7 @@ from .errors import FileFormatError, UsageError
 from .face import ARKIT_SHAPES
 
 __all__ = ["FaceMap", "FACEMAP_DIR", "normalise_name", "load_facemap", "shipped_facemaps", "map_shapes",
-           "target_weights", "add_face_to_glb"]
+           "target_weights", "add_face_to_glb", "vrm_expressions"]
 
 FACEMAP_DIR = Path(__file__).resolve().parent.parent / "assets" / "facemaps"
 SCHEMA = "understudy.facemap"
@@ -203,11 +206,12 @@ def add_face_to_glb(glb_path: str | os.PathLike, track, *, start_s: float, face_
     sampled = np.stack([np.interp(q, ts, c[:, j]) for j in range(c.shape[1])], axis=1)
     all_names = sorted({n for m in doc.meshes for n in m.target_names})
     mapping, notes = map_shapes(all_names, face_map)
-    if not mapping:
+    if not mapping and not vrm_expressions(doc):
         raise UsageError(f"{Path(glb_path).name}: none of the character's morph targets "
                          f"({', '.join(all_names) or 'none'}) matches an ARKit shape or a known alias; "
                          f"pass --face-map MAP.toml (see docs/face.md)")
     weights = target_weights(sampled, mapping)
+    bound = _bound_weights(doc, sampled, face_map, notes)  # VRM expressions, by their binds
     keep = [ch for ch in anim.channels if ch.path != "weights"]  # replaced below, with their samplers
     used_samplers = sorted({ch.sampler for ch in keep})
     renum = {old: new for new, old in enumerate(used_samplers)}
@@ -222,16 +226,70 @@ def add_face_to_glb(glb_path: str | os.PathLike, track, *, start_s: float, face_
             continue
         mesh = doc.meshes[node.mesh]
         tn = mesh.target_names
-        hits = [k for k, t in enumerate(tn) if t in weights]
-        if not hits:
+        binds = bound.get(ni, {})
+        hits = [k for k, t in enumerate(tn) if t in weights and k not in binds]
+        if not hits and not binds:
             continue
         base = node.weights or mesh.weights or [0.0] * len(tn)
         W = np.tile(np.asarray(base, dtype=np.float32), (len(times), 1))
         for k in hits:
             W[:, k] = weights[tn[k]]
             used.add(tn[k])
+        for k, w in binds.items():
+            if k < len(tn):
+                W[:, k] = np.clip(w, 0.0, 1.0)
+                used.add(tn[k])
         anim.samplers.append(gltf.Sampler(input=times.astype(np.float32), output=W))
         anim.channels.append(gltf.Channel(sampler=len(anim.samplers) - 1, node=ni, path="weights"))
         nodes += 1
     gltf.write_glb(doc, out_path or glb_path)
     return {"targets": sorted(used), "nodes": nodes, "notes": notes}
+
+
+def vrm_expressions(doc) -> dict[str, list[tuple[int, int, float]]]:
+    """A VRM's expressions: name -> ``[(node, morph target index, weight 0..1)]`` from
+    ``VRMC_vrm.expressions`` (VRM 1.0, preset and custom) or
+    ``VRM.blendShapeMaster.blendShapeGroups`` (VRM 0.x, weights 0..100, bound by mesh:
+    every node showing that mesh). Empty for other files."""
+    ext = doc.extensions
+    out: dict[str, list[tuple[int, int, float]]] = {}
+    v1 = ext.get("VRMC_vrm", {}).get("expressions", {}) if isinstance(ext.get("VRMC_vrm"), dict) else {}
+    for group in ("preset", "custom"):
+        for name, e in (v1.get(group) or {}).items():
+            binds = [(int(b["node"]), int(b["index"]), float(b.get("weight", 1.0)))
+                     for b in (e or {}).get("morphTargetBinds", []) if "node" in b and "index" in b]
+            if binds:
+                out[str(name)] = binds
+    v0 = ext.get("VRM", {}).get("blendShapeMaster", {}) if isinstance(ext.get("VRM"), dict) else {}
+    for g in v0.get("blendShapeGroups", []) or []:
+        name = g.get("presetName") if g.get("presetName") not in (None, "", "unknown") else g.get("name")
+        binds = []
+        for b in g.get("binds", []) or []:
+            if "mesh" not in b or "index" not in b:
+                continue
+            for ni, node in enumerate(doc.nodes):
+                if node.mesh == int(b["mesh"]):
+                    binds.append((ni, int(b["index"]), float(b.get("weight", 100.0)) / 100.0))
+        if name and binds:
+            out[str(name)] = binds
+    return out
+
+
+def _bound_weights(doc, curves: np.ndarray, face_map, notes: list[str]) -> dict[int, dict[int, np.ndarray]]:
+    """node -> {target index: (T,) weight} from the VRM expressions' binds, each
+    expression weighted like a target of its name (:func:`map_shapes`)."""
+    expr = vrm_expressions(doc)
+    if not expr:
+        return {}
+    emap, _ = map_shapes(list(expr), face_map)
+    ew = target_weights(curves, emap)
+    out: dict[int, dict[int, np.ndarray]] = {}
+    for name, binds in expr.items():
+        if name not in ew:
+            continue
+        for ni, k, w in binds:
+            acc = out.setdefault(ni, {})
+            acc[k] = acc.get(k, 0.0) + w * ew[name]
+    if ew:
+        notes.append(f"{len(ew)} VRM expression(s) through their morph-target binds: {', '.join(sorted(ew))}")
+    return out

@@ -422,3 +422,41 @@ def test_solve_and_retarget_put_the_face_on_a_generated_character(take, tmp_path
     assert np.allclose(s.output[:, names.index("jawOpen")], jaw, atol=1e-5)  # frame 60 is the GLB's t = 0
     assert s.output[10:30, names.index("jawOpen")].mean() > 0.5  # frames 70-90: jaw open
     assert not gltf.validate_glb(out)
+
+
+def test_vrm_expression_binds_drive_their_targets(geo, tmp_path):
+    """A VRM 1.0 expression ("aa", bound here to the mouthFunnel target to tell it apart)
+    is weighted from jawOpen and drives the target it binds; other targets keep their names."""
+    import retarget.character as C
+    from mocap.face_map import add_face_to_glb, vrm_expressions
+    from mocap.motion import Motion
+    from retarget import gltf
+    from retarget.rig import export_glb, load_rig
+
+    char = C.save_character(C.generate_character(preset="ada", resolution_m=0.03), tmp_path / "ada.glb")
+    rig = load_rig(char)
+    T = 10
+    mo = Motion(skeleton=rig.skeleton, rotations=np.tile([1.0, 0, 0, 0], (T, len(rig.skeleton), 1)),
+                root_positions=np.zeros((T, 3)), fps=30.0, timestamps=np.arange(T) / 30.0)
+    out = export_glb(rig, mo, tmp_path / "ada_anim.glb")
+    doc = gltf.load_gltf(out)
+    ni = next(i for i, n in enumerate(doc.nodes) if n.mesh is not None and doc.meshes[n.mesh].n_targets)
+    names = doc.meshes[doc.nodes[ni].mesh].target_names
+    funnel = names.index("mouthFunnel")
+    doc.extra.setdefault("extensions", {})["VRMC_vrm"] = {
+        "specVersion": "1.0", "expressions": {"preset": {"aa": {"morphTargetBinds": [
+            {"node": ni, "index": funnel, "weight": 1.0}]}}}}
+    gltf.write_glb(doc, tmp_path / "ada_vrm.glb")
+    assert vrm_expressions(gltf.load_gltf(tmp_path / "ada_vrm.glb")) == {"aa": [(ni, funnel, 1.0)]}
+    start = float(geo.timestamps[75])  # jaw open from frame 70 to 90
+    r = add_face_to_glb(tmp_path / "ada_vrm.glb", geo, start_s=start)
+    assert any("VRM expression" in n for n in r["notes"])
+    back = gltf.load_gltf(tmp_path / "ada_vrm.glb")
+    anim = back.animations[-1]
+    ch = next(c for c in anim.channels if c.path == "weights")
+    s = anim.samplers[ch.sampler]
+    jaw = np.interp(start + s.input, geo.timestamps, geo.curve("jawOpen"))
+    assert jaw.mean() > 0.5
+    assert np.allclose(s.output[:, funnel], jaw, atol=1e-5)  # the bound target follows "aa" = jawOpen
+    assert np.allclose(s.output[:, names.index("jawOpen")], jaw, atol=1e-5)  # by name
+    assert not gltf.validate_glb(tmp_path / "ada_vrm.glb")
