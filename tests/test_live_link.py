@@ -223,3 +223,43 @@ def test_blendshapes_set_shape_keys_of_the_armatures_mesh(armature):
     kb = ob.data.shape_keys.key_blocks
     assert kb["jawOpen"].value == pytest.approx(0.7, abs=1e-6)
     assert kb["eyeBlinkLeft"].value == pytest.approx(1.0)  # clamped to the slider range
+
+
+def test_an_a_pose_rig_is_aligned_to_the_t_pose_first(armature):
+    """The same VMC frame on a rig whose arms rest 45 deg down (A-pose) gives the same
+    world directions as on the T-pose rig."""
+    rx_frames = []
+    sk = canonical_skeleton()
+    fold = ll.VmcFrames()
+    for p in vmc.pose_packets(sk.names, _pose(spine_deg=20.0), np.array([0.0, 0.95, 0.0])):
+        rx_frames += fold.feed(ll.decode_osc(p))
+    (frame,) = rx_frames
+    bmap = ll.auto_bone_map([b.name for b in armature.data.bones])
+    ll.apply_vmc_pose(armature, frame, bmap)
+    bpy.context.view_layer.update()
+    want = {b: _direction(armature, b) for b in BONES}
+    assert ll.rest_alignment(armature.data, bmap) == {}  # a T-pose rig needs none
+    # re-rest the arms 45 deg down (from the shoulder), as an A-pose rig
+    bpy.context.view_layer.objects.active = armature
+    bpy.ops.object.mode_set(mode="EDIT")
+    eb = armature.data.edit_bones
+    c = np.cos(np.radians(45))
+    for side, x in (("left", 1.0), ("right", -1.0)):
+        start = np.array(eb[f"{side}UpperArm"].head)
+        for name, length in (("UpperArm", 0.27), ("LowerArm", 0.25), ("Hand", 0.1)):
+            b = eb[f"{side}{name}"]
+            b.head = start
+            start = start + length * np.array([x * c, 0.0, -c])
+            b.tail = start
+            b.roll = 0.0
+    bpy.ops.object.mode_set(mode="OBJECT")
+    al = ll.rest_alignment(armature.data, bmap)
+    assert set(al) == {f"{s}{b}" for s in ("Left", "Right") for b in ("UpperArm", "LowerArm", "Hand")}
+    for q in al.values():
+        assert np.degrees(2 * np.arccos(min(1.0, abs(q[0])))) == pytest.approx(45.0, abs=0.01)
+    for pb in armature.pose.bones:
+        pb.rotation_quaternion = (1, 0, 0, 0)
+    ll.apply_vmc_pose(armature, frame, bmap)
+    bpy.context.view_layer.update()
+    for b in ("leftUpperArm", "leftLowerArm", "leftHand", "rightUpperArm", "rightLowerArm", "rightHand", "spine"):
+        assert _angle_deg(_direction(armature, b), want[b]) < 0.5, b

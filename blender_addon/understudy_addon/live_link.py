@@ -20,8 +20,11 @@ the local rotations are chained down the VMC hierarchy into world-space deltas `
 (rest -> posed). A pose bone with rest orientation ``B`` (``bone.matrix_local``) whose
 nearest mapped ancestor in *the rig* has delta ``D_p`` gets the basis rotation
 ``B^-1 D_p^-1 D B``, so bones the rig lacks (an ``upperChest``) or extra bones the rig has
-(twist bones) do not break the chain. The armature must rest in a T-pose (as VRM models
-and our generated characters do); an A-pose rest shows the difference as an offset.
+(twist bones) do not break the chain. A rig whose limbs do not rest in the T-pose (an
+A-pose) is aligned first: each arm and leg bone's rest direction is compared with its T-pose
+direction, and the swing ``C`` between them is taken out (``D -> D C^-1``), so the VMC rest
+pose puts the rig in a T-pose and every other pose follows (twist about the bone is not
+compared).
 
 The bone map (Unity name -> the armature's bone) is found by name: a bone named like the
 Unity or VRM humanBone name (case, ``_ . -`` and spaces ignored), or, when the add-on's
@@ -54,6 +57,7 @@ __all__ = [
     "unity_to_blender_position",
     "world_deltas",
     "auto_bone_map",
+    "rest_alignment",
     "apply_vmc_pose",
     "apply_vmc_blend",
     "LiveRecording",
@@ -354,10 +358,54 @@ def _rig_parent_map(arm_data, bone_map: dict[str, str]) -> dict[str, str | None]
     return out
 
 
-def apply_vmc_pose(arm_obj, frame: dict, bone_map: dict[str, str], *, root_motion: bool = True) -> int:
-    """Pose ``arm_obj`` (an armature object resting in T-pose) with one received VMC
-    ``frame`` (see :meth:`VmcReceiver.poll`). Returns the number of bones set."""
+_TPOSE_DIR: dict[str, tuple[float, float, float]] = {
+    **{f"{S}{b}": (x, 0.0, 0.0) for S, x in (("Left", 1.0), ("Right", -1.0))
+       for b in ("Shoulder", "UpperArm", "LowerArm", "Hand")},
+    **{f"{S}{b}": (0.0, 0.0, -1.0) for S in ("Left", "Right") for b in ("UpperLeg", "LowerLeg")},
+}
+"""Direction (head to tail, Blender axes) of the limb bones in VMC's T-pose rest: arms out
+along +-X (the character's left is +X in Blender), legs straight down."""
+
+
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The shortest rotation (wxyz) taking unit ``a`` onto unit ``b``."""
+    c = float(a @ b)
+    if c < -0.999999:  # opposite: any perpendicular axis
+        ax = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        return np.array([0.0, *(ax / np.linalg.norm(ax))])
+    q = np.array([1.0 + c, *np.cross(a, b)])
+    return q / np.linalg.norm(q)
+
+
+def rest_alignment(arm_data, bone_map: dict[str, str], *, min_deg: float = 1.0) -> dict[str, np.ndarray]:
+    """Per mapped limb bone, the rotation ``C`` (wxyz, armature axes) from its T-pose
+    direction to the rig's rest direction: identity for a T-pose rig; for an A-pose rig
+    the arms' ~45 deg. Bones off :data:`_TPOSE_DIR` (trunk, fingers, feet) get none."""
+    out = {}
+    for u, b in bone_map.items():
+        d_t = _TPOSE_DIR.get(u)
+        bone = arm_data.bones.get(b)
+        if d_t is None or bone is None:
+            continue
+        d = np.array(bone.tail_local, dtype=float) - np.array(bone.head_local, dtype=float)
+        if np.linalg.norm(d) < 1e-9:
+            continue
+        d /= np.linalg.norm(d)
+        if np.degrees(np.arccos(np.clip(d @ np.array(d_t), -1.0, 1.0))) >= min_deg:
+            out[u] = _swing(np.array(d_t), d)
+    return out
+
+
+def apply_vmc_pose(arm_obj, frame: dict, bone_map: dict[str, str], *, root_motion: bool = True,
+                   alignment: dict[str, np.ndarray] | None = None) -> int:
+    """Pose ``arm_obj`` with one received VMC ``frame`` (see :meth:`VmcReceiver.poll`).
+    ``alignment`` (default :func:`rest_alignment`) turns limbs whose rest is not the
+    T-pose (an A-pose rig's arms): a VMC rest pose then puts them in the T-pose.
+    Returns the number of bones set."""
     D = world_deltas(frame["bones"])
+    C = rest_alignment(arm_obj.data, bone_map) if alignment is None else alignment
+    for u, c in C.items():  # the rig's rest is the T-pose turned by C: posed = D C^-1 (rig rest)
+        D[u] = _qmul(D[u], _qinv(c))
     rig_parent = _rig_parent_map(arm_obj.data, bone_map)
     n = 0
     for u, bname in bone_map.items():
@@ -501,6 +549,7 @@ if bpy is not None:
                 self.report({"ERROR"}, f"cannot listen on {self.host}:{self.port}: {e}")
                 return {"CANCELLED"}
             self._arm_name = arm.name
+            self._align = rest_alignment(arm.data, self._map)
             self._rec = LiveRecording(context.scene.render.fps / context.scene.render.fps_base) if self.record else None
             self._n = 0
             type(self)._stop_requested = False
@@ -521,7 +570,7 @@ if bpy is not None:
             frames = self._rx.poll()
             if frames:
                 for fr in frames if self._rec is not None else frames[-1:]:
-                    apply_vmc_pose(arm, fr, self._map, root_motion=self.root_motion)
+                    apply_vmc_pose(arm, fr, self._map, root_motion=self.root_motion, alignment=self._align)
                     apply_vmc_blend(arm, fr)
                     if self._rec is not None:
                         self._rec.add(arm, fr, self._map)
