@@ -3,7 +3,8 @@
 The zip holds ``blender_manifest.toml`` at its root (what ``blender --command extension
 install-file`` and ``bpy.ops.extensions.package_install_files`` expect), the add-on's
 Python files (``understudy_addon/**/*.py``), and as data the shipped bone-map profiles
-(``assets/bonemaps/*.toml`` -> ``data/bonemaps/``) and the canonical skeleton
+(``assets/bonemaps/*.toml`` -> ``data/bonemaps/``), the face alias maps
+(``assets/facemaps/*.toml`` -> ``data/facemaps/``) and the canonical skeleton
 (``assets/skeleton/canonical.toml`` -> ``data/skeleton/``). Standard library only: no
 ``bpy``, no Understudy module beyond :mod:`mocap.errors`.
 
@@ -38,6 +39,7 @@ def addon_files() -> list[tuple[Path, str]]:
     if not maps:
         raise FileFormatError(f"no bone-map profiles in {ASSETS / 'bonemaps'}")
     out += [(p, f"data/bonemaps/{p.name}") for p in maps]
+    out += [(p, f"data/facemaps/{p.name}") for p in sorted((ASSETS / "facemaps").glob("*.toml"))]
     sk = ASSETS / "skeleton" / "canonical.toml"
     if not sk.is_file():
         raise FileFormatError(f"missing {sk}")

@@ -62,7 +62,8 @@ LIMBS = [("leftUpperArm", "leftLowerArm"), ("leftLowerArm", "leftHand"), ("right
 
 
 def _csv_value(name: str, i: int) -> float:
-    return {"EyeBlinkLeft": i / (CSV_ROWS - 1), "JawOpen": 0.5, "MouthSmileLeft": 1 - i / (CSV_ROWS - 1)}[name]
+    return {"EyeBlinkLeft": i / (CSV_ROWS - 1), "JawOpen": 0.5, "MouthSmileLeft": 1 - i / (CSV_ROWS - 1),
+            "BrowDownLeft": 1.0}[name]
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +84,9 @@ def run(tmp_path_factory):
     (t / "bad_map.toml").write_text('schema = "understudy.bonemap"\nschema_version = 1\nname = "x"\n'
                                     '[bones]\nleftUpperArmm = "a"\n')
     (t / "robot.map.toml").write_text(ROBOT_MAP)
-    header = ["Timecode", "BlendShapeCount", "EyeBlinkLeft", "JawOpen", "MouthSmileLeft", "HeadYaw"]
+    header = ["Timecode", "BlendShapeCount", "EyeBlinkLeft", "JawOpen", "MouthSmileLeft", "BrowDownLeft", "HeadYaw"]
     rows = [",".join(header)] + [
-        f"12:00:00:{i:02d}.000,52," + ",".join(f"{_csv_value(n, i):.4f}" for n in header[2:5]) + ",0.1"
+        f"12:00:00:{i:02d}.000,52," + ",".join(f"{_csv_value(n, i):.4f}" for n in header[2:6]) + ",0.1"
         for i in range(CSV_ROWS)]
     (t / "face.csv").write_text("\n".join(rows) + "\n")
     (t / "repo").mkdir()
@@ -196,16 +197,18 @@ def test_bvh_onto_the_same_rig_gets_its_own_track_and_pose(run):
     assert err.max() < 2.0, err.round(2)
 
 
-def test_face_csv_keys_arkit_shape_keys_with_aliases(run):
+def test_face_csv_keys_arkit_shape_keys_spellings_and_vrm_aliases(run):
     res, _ = run
     assert res["face_error"] is None
-    assert res["face_fcurves"] == ['key_blocks["eyeBlinkLeft"].value', 'key_blocks["jawOpen"].value',
-                                   'key_blocks["mouthSmile_L"].value']  # 'Angry' is no ARKit name
+    assert res["face_fcurves"] == ['key_blocks["Angry"].value', 'key_blocks["eyeBlinkLeft"].value',
+                                   'key_blocks["jawOpen"].value', 'key_blocks["mouthSmile_L"].value']
     for f, vals in res["face_values"].items():  # 60 fps scene, 60 fps CSV: row i on frame i + 1
         i = int(f) - 1
         assert vals["eyeBlinkLeft"] == pytest.approx(_csv_value("EyeBlinkLeft", i), abs=1e-3)
         assert vals["jawOpen"] == pytest.approx(0.5, abs=1e-3)
         assert vals["mouthSmile_L"] == pytest.approx(_csv_value("MouthSmileLeft", i), abs=1e-3)
+        # VRM alias: angry = 0.4 browDownLeft + 0.4 browDownRight + 0.1 mouthFrownLeft/Right (absent: 0)
+        assert vals["Angry"] == pytest.approx(0.4, abs=1e-3)
     assert "no shape key on plain is named like an ARKit blendshape" in res["face_no_keys"]
 
 

@@ -161,3 +161,22 @@ def test_face_csv_reader_matches_the_project(core, tmp_path):
     order = [list(want["names"]).index(n) for n in got.names]
     np.testing.assert_allclose(got.values, want["curves"][:, order], atol=1e-6)
     assert got.notes == []
+
+
+def test_shape_key_spellings_and_alias_maps_match_the_project(core):
+    from mocap.face import ARKIT_SHAPES
+    from mocap.face_map import map_shapes, normalise_name
+
+    arkit = importlib.import_module("understudy_addon.core.arkit")
+    facemaps = importlib.import_module("understudy_addon.core.facemaps")
+    names = list(ARKIT_SHAPES) + [n[0].upper() + n[1:] for n in ARKIT_SHAPES] + [
+        "mouthSmile_L", "Mouth_Smile_L", "mouthSmile.L", "blendShape1.mouthSmileLeft", "eyeBlink_R", "EyeBlinkR",
+        "jaw_open", "Angry", "Surprised", "Sad", "Joy", "Blink_L", "A", "Fcl_MTH_A", "Brow_Raise_Inner_L",
+        "Mouth_Roll_In_Lower", "Frobnicate", "Left", "pupil.L", "Eye_L", "Hand.R"]
+    for n in names:
+        assert arkit.normalise_name(n) == normalise_name(n), n
+    got, _ = facemaps.map_shapes(names)
+    want, _ = map_shapes(names)
+    assert got == want
+    assert got["Angry"] == {"browDownLeft": 0.4, "browDownRight": 0.4, "mouthFrownLeft": 0.1, "mouthFrownRight": 0.1}
+    assert "Frobnicate" not in got and got["Mouth_Smile_L"] == {"mouthSmileLeft": 1.0}

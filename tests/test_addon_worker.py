@@ -236,7 +236,7 @@ def main(job_path: str) -> None:
     cube.select_set(False)
     cube2.select_set(True)
     cube2.shape_key_add(name="Basis")
-    cube2.shape_key_add(name="Smile")
+    cube2.shape_key_add(name="Frobnicate")
     bpy.context.view_layer.objects.active = cube2
     res["face_no_keys"] = _op_error(bpy.ops.understudy.import_face_csv, filepath=job["csv"])
     res["scipy_loaded_end"] = "scipy" in sys.modules

@@ -15,7 +15,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import props
 from .bake import ActionWriter
-from .core import bonemaps, formats
+from .core import bonemaps, facemaps, formats
 from .core.errors import RigError, UnderstudyError, UsageError
 from .core.retarget import retarget
 from .rig import pose_channels, read_target
@@ -191,6 +191,9 @@ class UNDERSTUDY_OT_import_face_csv(bpy.types.Operator, ImportHelper):  # noqa: 
     csv_fps: bpy.props.FloatProperty(name="CSV frame rate", default=60.0, min=1.0,
                                      description="Frame rate of the timecodes' frame field (Live Link Face: 60)")
     start_frame: bpy.props.IntProperty(name="Start frame", default=1)
+    face_map: bpy.props.StringProperty(name="Face map", default="", subtype="FILE_PATH",
+                                       description="Optional understudy.facemap TOML (shape key = {arkitName = "
+                                                   "weight}); takes precedence over names and shipped aliases")
 
     def execute(self, context):
         def work():
@@ -207,23 +210,25 @@ class UNDERSTUDY_OT_import_face_csv(bpy.types.Operator, ImportHelper):  # noqa: 
             lines, total = [], 0
             for o in meshes:
                 key = o.data.shape_keys
-                cols = {}
-                for kb in key.key_blocks[1:]:
-                    a = formats.arkit_key(kb.name)
-                    if a in face.names:
-                        cols[kb.name] = face.names.index(a)
-                if not cols:
+                mapping, notes = facemaps.map_shapes([kb.name for kb in key.key_blocks[1:]],
+                                                     self.face_map or None)
+                curves = {}
+                for kb_name, mix in mapping.items():
+                    wts = facemaps.weights(face.values, face.names, mix)
+                    if wts is not None:
+                        curves[kb_name] = wts
+                if not curves:
                     continue
                 w = ActionWriter(take, "KEY", key.name)
-                for kb_name, c in cols.items():
-                    total += w.keys(f'key_blocks["{bpy.utils.escape_identifier(kb_name)}"].value', frames,
-                                    face.values[:, c])
+                for kb_name, wts in curves.items():
+                    total += w.keys(f'key_blocks["{bpy.utils.escape_identifier(kb_name)}"].value', frames, wts)
                 w.push_to_nla(key, take, self.start_frame)
-                lines.append(("INFO", f"{take}: {len(cols)} shape keys of {o.name!r} keyed over "
-                                      f"{len(frames)} frames"))
+                lines.append(("INFO", f"{take}: {len(curves)} shape keys of {o.name!r} keyed over "
+                                      f"{len(frames)} frames ({'; '.join(notes)})"))
             if not lines:
                 raise UsageError(f"no shape key on {', '.join(o.name for o in meshes)} is named like an ARKit "
-                                 f"blendshape (eyeBlinkLeft, jawOpen, ...; aliases like eyeBlink_L work)")
+                                 "blendshape (eyeBlinkLeft, jawOpen, ...; eyeBlink_L works) or a shipped alias "
+                                 "(VRM blink, aa, angry, ...; Character Creator) with curves in this CSV")
             return lines + [("WARNING", n) for n in face.notes]
         return _run(self, work)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import quat
+from .arkit import ARKIT_NAMES, arkit_key  # noqa: F401  (ARKIT_NAMES re-exported)
 from .errors import FileFormatError
 
 MOTION_SCHEMA = "understudy.motion"
@@ -312,32 +313,6 @@ def load_bvh(path: str | os.PathLike, *, scale: float | None = None) -> Motion:
 
 
 # -- Live Link Face CSV --------------------------------------------------------------------
-
-ARKIT_NAMES: tuple[str, ...] = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose",
-    "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight",
-    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
-    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
-    "mouthUpperUpRight", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
-)
-"""The 52 ARKit blendshape names (Apple's ``ARFaceAnchor.BlendShapeLocation``)."""
-
-
-def arkit_key(name: str) -> str | None:
-    """The ARKit name a shape key or CSV column stands for, or None. Accepted spellings
-    (aliases): any case (``EyeBlinkLeft``), separators (``eye_blink_left``), side
-    suffixes ``_L``/``_R``/``.L``/``.R``/``Left``/``Right`` (``eyeBlink_L``)."""
-    s = re.sub(r"[._\s-]([LR])$", lambda m: "left" if m.group(1) == "L" else "right", name.strip())
-    s = re.sub(r"[^0-9a-z]", "", s.lower())
-    return _ARKIT_BY_KEY.get(s)
-
-
-_ARKIT_BY_KEY = {n.lower(): n for n in ARKIT_NAMES}
-
 
 @dataclass
 class FaceCurves:
