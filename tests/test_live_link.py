@@ -14,7 +14,7 @@ import pytest
 from mocap import osc, vmc
 from mocap.glossary import A2Q
 from mocap.skeleton import canonical_skeleton
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_file
 
 bpy = pytest.importorskip("bpy")
 
@@ -263,3 +263,43 @@ def test_an_a_pose_rig_is_aligned_to_the_t_pose_first(armature):
     bpy.context.view_layer.update()
     for b in ("leftUpperArm", "leftLowerArm", "leftHand", "rightUpperArm", "rightLowerArm", "rightHand", "spine"):
         assert _angle_deg(_direction(armature, b), want[b]) < 0.5, b
+
+
+def test_a_real_character_follows_the_streamed_pose():
+    """A MakeHuman character with the CMU skeleton (arms resting down and forward, extra
+    unmapped hip joints), mapped with the shipped profile: after a streamed pose its limbs
+    point where the canonical skeleton's do."""
+    glb = shared_file("characters/mh_male_casual_cmu31.glb")
+    from mocap.glossary import yup_to_blender
+    from mocap.motion import Motion
+    from retarget.bonemap import detect_profile
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=str(glb))
+    arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    names = [b.name for b in arm.data.bones]
+    profile, _ = detect_profile(names)
+    bmap = {vmc.UNITY_BONES[c]: b for c, b in profile.resolve(names).items()}
+    sk = canonical_skeleton()
+    rot = np.tile([1.0, 0, 0, 0], (sk.n_joints, 1))
+    for name, aa in {"spine": (0.15, 0, 0), "leftUpperArm": (0.3, 0.2, -1.1), "leftLowerArm": (0, 1.2, 0),
+                     "rightUpperArm": (-0.4, 0, 0.9), "rightLowerArm": (0, -0.8, 0),
+                     "leftUpperLeg": (-0.6, 0, 0.1), "leftLowerLeg": (0.9, 0, 0), "rightUpperLeg": (0.2, 0, -0.2)}.items():
+        rot[sk.index(name)] = A2Q(np.array(aa))
+    hips = np.array([0.0, 1.0, 0.0])
+    fold = ll.VmcFrames()
+    frames = []
+    for p in vmc.pose_packets(sk.names, rot, hips, offsets=sk.offsets):
+        frames += fold.feed(ll.decode_osc(p))
+    ll.apply_vmc_pose(arm, frames[0], bmap)
+    bpy.context.view_layer.update()
+    P = Motion(skeleton=sk, rotations=rot[None], root_positions=hips[None], fps=30.0).positions()[0]
+    for joint, child in (("leftUpperArm", "leftLowerArm"), ("leftLowerArm", "leftHand"),
+                         ("rightUpperArm", "rightLowerArm"), ("rightLowerArm", "rightHand"),
+                         ("leftUpperLeg", "leftLowerLeg"), ("leftLowerLeg", "leftFoot"),
+                         ("rightUpperLeg", "rightLowerLeg")):
+        want = yup_to_blender(P[sk.index(child)] - P[sk.index(joint)])
+        got = _direction(arm, bmap[vmc.UNITY_BONES[joint]])
+        err = _angle_deg(got, want / np.linalg.norm(want))
+        print(f"{joint}: {err:.2f} deg")
+        assert err < 0.5, joint  # 49 deg off for the upper arm without the rest alignment
