@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 __all__ = ["register", "cmd_record", "cmd_recover"]
 
@@ -16,6 +18,11 @@ def cmd_record(args) -> int:
 
     if args.fps is not None and not args.fps > 0:
         raise UsageError(f"--fps must be positive, got {args.fps}")
+    if args.no_solve and args.vmc is not None:
+        raise UsageError("--vmc streams the live solved pose: it cannot be combined with --no-solve")
+    if not args.headless and sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UsageError("no display for the preview window (DISPLAY is not set): use --headless")
     opts = RecordOptions(
         camera=args.camera, out=args.out, resolution=parse_resolution(args.resolution), fps=args.fps,
         headless=args.headless, vmc=parse_hostport(args.vmc) if args.vmc is not None else None,
