@@ -147,7 +147,8 @@ def truth_motion(bvh: str | os.PathLike, character: Character, *, fps: float = 3
     i0 = int(round(start_s * fps))
     i1 = None if seconds is None else i0 + int(round(seconds * fps)) + 1
     src = src.slice(i0, i1)
-    src = src._replace(timestamps=src.timestamps - src.timestamps[0])
+    src = Motion(skeleton=src.skeleton, rotations=src.rotations, root_positions=src.root_positions, fps=src.fps,
+                 timestamps=src.timestamps - src.timestamps[0], local_offsets=src.local_offsets, meta=dict(src.meta))
     res = retarget(src, character.rig)
     m = res.motion
     m.meta = dict(m.meta, source=str(bvh), retarget_notes=res.notes)

@@ -67,11 +67,14 @@ def _parse_args(argv=None):
     p.add_argument("--height", type=int, default=480, help="frame height in px (default 480)")
     p.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view, degrees (default 60)")
     p.add_argument("--seconds", type=float, default=None, help="render only the first SECONDS of each clip")
+    p.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1,
+                   help="MediaPipe pose model: 0 lite, 1 full (default, bundled), 2 heavy (needs "
+                        "`understudy models install --from ../shared/models`)")
     p.add_argument("--reuse", action="store_true", help="reuse clips and takes already in --out")
     return p.parse_args(argv)
 
 
-def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool) -> dict:
+def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool, model_complexity: int = 1) -> dict:
     from mocap.motion_io import load_motion, save_motion
     from mocap.roundtrip import compare, render_clip, save_truth, tracker_diagnostics
     from mocap.take import load_take, save_take
@@ -94,7 +97,7 @@ def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool) 
         take = load_take(take_dir)
         res = solve_take(take)
     else:
-        take, res = track_and_solve(video, hfov_deg=cam.hfov_deg)
+        take, res = track_and_solve(video, hfov_deg=cam.hfov_deg, model_complexity=model_complexity)
         save_take(take, take_dir)
         save_motion(res.motion, take_dir / "motion.npz", contacts=res.contacts)
     load_motion(take_dir / "motion.npz")  # the file `understudy eval` reads must load
@@ -279,7 +282,8 @@ def main(argv=None) -> int:
             for cam_name in cams_wanted:
                 folder = out / ch_name / clip / cam_name
                 print(f"== {ch_name} / {clip} / {cam_name}: {truth.n_frames} frames", flush=True)
-                r = run_one(ch, ch_name, clip, truth, posed, cams[cam_name], folder, reuse=args.reuse)
+                r = run_one(ch, ch_name, clip, truth, posed, cams[cam_name], folder, reuse=args.reuse,
+                            model_complexity=args.model_complexity)
                 r.update(character=ch_name, clip=clip, camera=cam_name, frames=truth.n_frames)
                 rows.append(r)
                 s, w = r["solved"], r["raw"]
@@ -294,7 +298,8 @@ def main(argv=None) -> int:
                             out / f"accuracy_overlay_{clip}.png", ch.rig.bonemap.name)
     md = tables(rows)
     made = plots(rows, out)
-    header = (f"# Round-trip accuracy\n\n{args.width}x{args.height}, {args.hfov:g} deg field of view, 30 fps; "
+    header = (f"# Round-trip accuracy\n\n{args.width}x{args.height}, {args.hfov:g} deg field of view, 30 fps, "
+              f"pose model complexity {args.model_complexity}; "
               f"{len(rows)} clip-camera pairs in {time.perf_counter() - t_start:.0f} s"
               f"{' (clips and takes reused, solved again)' if args.reuse else ''}. Lengths in mm, root path in % "
               f"of the distance the pelvis travelled (rigidly aligned path), foot skate in cm slid per truth "
