@@ -29,6 +29,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 DEMO_FOOTAGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO_FOOTAGE = "walk_wave.mp4"
+"""The demo's default footage: a generated actor performing a motion the project authored
+(``scripts/make_demo_footage.py``)."""
 
 
 def _err(msg: str) -> None:
@@ -45,6 +48,14 @@ def _sigterm_to_interrupt():
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not in the main thread (e.g. embedded); keep the default
         return
+
+
+def _wxh(spec: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in spec.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 320x240, got {spec!r}") from None
+    return w, h
 
 
 def _parse_footage(spec: str):
@@ -117,24 +128,74 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _record_webcam(camera, path: Path, fps: float | None) -> Path:
+    """Record a webcam into ``path`` until Ctrl-C (or the camera stops); returns it."""
+    from .overlay import VideoWriter
+    from .sources import open_source
+
+    print(f"demo: recording webcam {camera} to {path}; press Ctrl-C to stop", flush=True)
+    _sigterm_to_interrupt()
+    with open_source(camera, fps=fps) as src:
+        with VideoWriter(path, fps=src.info.nominal_fps or 30.0) as w:
+            try:
+                for fr in src:
+                    w.write(fr.rgb, fr.t)
+            except KeyboardInterrupt:
+                pass  # the user's way to stop recording; the writer keeps what was recorded
+        if w.frames == 0:
+            raise UsageError(f"webcam {camera} delivered no frame")
+    return path
+
+
 def cmd_demo(args) -> int:
+    """footage -> track -> solve -> generated character -> replacement shot + side by side."""
+    import time
+
+    from .pipeline import solve_take
+    from .render import RenderOptions, render_take
+
     out = Path(args.output)
-    footage = None
+    out.mkdir(parents=True, exist_ok=True)
     if args.webcam is not None:
-        footage = _parse_footage(args.webcam)
+        footage = str(_record_webcam(_parse_footage(args.webcam), out / "webcam.mp4", args.fps))
     elif args.input:
         footage = args.input
     else:
-        shipped = sorted(DEMO_FOOTAGE_DIR.glob("*.mp4")) if DEMO_FOOTAGE_DIR.is_dir() else []
-        if not shipped:
-            raise UsageError(
-                "no default demo footage ships with this version yet (it will be footage the project "
-                "renders itself); run `understudy demo --input CLIP.mp4` with a clip of a person, "
-                "or `understudy demo --webcam 0`")
-        footage = str(shipped[0])
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"demo: tracking {footage} -> {out / 'take'}, overlay video {out / 'overlay.mp4'}")
-    return _track_to_take(footage, out / "take", preview=out / "overlay.mp4", args=args)
+        default = DEMO_FOOTAGE_DIR / DEMO_FOOTAGE
+        if not default.is_file():
+            raise UsageError(f"the demo footage {default} is missing from this checkout; make it with "
+                             "`.venv/bin/python scripts/make_demo_footage.py`, or pass --input CLIP.mp4")
+        footage = str(default)
+    take_dir, shot, sbs = out / "take", out / "shot.mp4", out / "side_by_side.mp4"
+    t_all = time.perf_counter()
+
+    def stage(n, text):
+        print(f"[{n}/4] {text}", flush=True)
+
+    stage(1, f"track {footage} (MediaPipe, with person masks) -> {take_dir}, overlay {out / 'overlay.mp4'}")
+    args.segmentation = True
+    rc = _track_to_take(footage, take_dir, preview=out / "overlay.mp4", args=args)
+    if rc != 0:
+        return rc
+    from .motion_io import save_motion
+    from .take import load_take
+
+    take = load_take(take_dir)
+    stage(2, f"solve {len(take)} frames -> {take_dir / 'motion.npz'}")
+    res = solve_take(take)
+    save_motion(res.motion, take_dir / "motion.npz", contacts=res.contacts)
+    stage(3, f"retarget onto the generated character {args.character!r} and render with Blender "
+             f"({args.engine}) in place of the performer -> {shot}")
+    opts = RenderOptions(engine=args.engine, samples=args.samples, resolution=args.resolution)
+    r = render_take(take_dir, args.character, shot, options=opts, frames=args.frames, replace=True,
+                    side_by_side=sbs, progress=not args.quiet)
+    stage(4, f"done in {time.perf_counter() - t_all:.0f} s: {r.frames} frames at {r.resolution[0]}x{r.resolution[1]}, "
+             f"{r.character}")
+    print(f"take:         {take_dir}")
+    print(f"overlay:      {out / 'overlay.mp4'}")
+    print(f"shot:         {r.shot}")
+    print(f"side by side: {r.side_by_side}   (original | synthetic actor)")
+    return 0
 
 
 def cmd_models_install(args) -> int:
@@ -464,12 +525,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the take's full take.json")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("demo", help="the demo: footage in, tracked overlay video out",
-                       description="Track footage and write the take and an overlay video to OUTDIR.")
+    p = sub.add_parser("demo", help="the demo: footage in, synthetic actor in place of the performer out",
+                       description="Track footage (default: the shipped assets/demo/walk_wave.mp4, a generated "
+                                   "actor performing a motion the project authored), solve it, retarget it onto "
+                                   "a generated character and render that character into the footage in place of "
+                                   "the performer: OUTDIR/shot.mp4 and OUTDIR/side_by_side.mp4 (original | "
+                                   "synthetic actor), plus the take and a tracking overlay.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", metavar="FOOTAGE", help="footage to use instead of the shipped default")
-    src.add_argument("--webcam", metavar="CAMERA", help="record from a webcam (index or /dev/videoN); Ctrl-C stops")
+    src.add_argument("--input", metavar="FOOTAGE", help="footage to use instead of the shipped default (a static "
+                                                        "camera, one person, whole body in view works best)")
+    src.add_argument("--webcam", metavar="CAMERA", help="record from a webcam (index or /dev/videoN) until Ctrl-C, "
+                                                        "then run the demo on the recording")
     p.add_argument("-o", "--output", default="out/demo", metavar="OUTDIR", help="output folder (default out/demo)")
+    p.add_argument("--character", default="ada", metavar="PRESET_OR_FILE",
+                   help="the synthetic actor: a preset (ada, ben, chen, dara; generated at the performer's height) "
+                        "or a character file (default ada)")
+    p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles",
+                   help="Blender engine (default cycles: fastest measured without a GPU)")
+    p.add_argument("--samples", type=int, default=16, metavar="N", help="render samples per pixel (default 16)")
+    p.add_argument("--resolution", type=_wxh, default=None, metavar="WxH",
+                   help="render size (default: the footage's, long side at most 640 px)")
+    p.add_argument("--frames", metavar="A:B", help="render take frames A to B-1 only")
     _add_track_options(p)
     p.set_defaults(func=cmd_demo)
 
