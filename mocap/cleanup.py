@@ -817,6 +817,11 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
     est = np.full_like(X, np.nan)  # low-passed harder, only to measure bone lengths
     fs = 1.0 / F._median_dt(t)
     est_hz = min(p["bones"]["estimate_cutoff_hz"], 0.4 * fs)
+    bones = limb_bones(names)
+    ix = {n: i for i, n in enumerate(names)}
+    # the markers whose low-passed copy (est) measures bone lengths
+    est_markers = set() if p["bones"]["lengths_m"] is not None else {
+        ix[n] for b in bones for n in (b.parent, b.child)}
     for part, idx_arr in parts.items():
         pp = p[part]
         idx = _as_slice(idx_arr)  # a part's markers are usually contiguous: views, not copies
@@ -840,8 +845,11 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
                 report.notes.append(f"{part}: cutoff_hz lowered from {hz} to {0.4 * fs:.3g} (0.4 x {fs:.3g} fps)")
                 hz = 0.4 * fs
             # the output and the bone-length copy (butterworth_zero_phase at hz and at est_hz)
-            # in one pass over the runs
-            specs = [(hz, pp["order"])] + ([(est_hz, 4)] if T > 1 else [])
+            # in one pass over the runs; the copy only where a bone's length is measured
+            # (the face has no bones, the body's head points neither)
+            est_k = [k for k, i in enumerate(idx_arr.tolist()) if i in est_markers] if T > 1 else []
+            both = len(est_k) == idx_arr.size
+            specs = [(hz, pp["order"])] + ([(est_hz, 4)] if both else [])
             xf, _ = F._as_track(xf, t, "butterworth_zero_phase")
             # (X[:, idx] is a view only for a slice; an index array would give a copy)
             dest = [None]
@@ -850,10 +858,14 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
             if any(d is None for d in dest):  # not views: filter into new arrays and copy
                 outs = F._lowpass_bank(xf, t, specs, "butterworth_zero_phase")
                 X[:, idx] = outs[0].reshape(xf.shape)
-                if T > 1:
+                if both:
                     est[:, idx] = outs[1].reshape(xf.shape)
             else:  # straight into the output arrays
                 F._lowpass_bank(xf, t, specs, "butterworth_zero_phase", out=dest)
+            if est_k and not both:  # each column is filtered on its own: the same numbers
+                sub = xf[:, est_k]
+                est[:, idx_arr[est_k]] = F._lowpass_bank(sub, t, [(est_hz, 4)],
+                                                         "butterworth_zero_phase")[0].reshape(sub.shape)
         elif pp["filter"] == "savgol":
             X[:, idx] = F.savgol(xf, t, window_s=pp["window_s"], polyorder=pp["polyorder"])
             if T > 1:
@@ -868,7 +880,6 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
     _midpoints(X, names)
 
     # e. bones
-    bones = limb_bones(names)
     good = seen & ~filled & ~np.isnan(raw[..., 0]) & (conf >= p["bones"]["min_confidence"])
     if p["bones"]["lengths_m"] is not None:
         lengths = {str(k): float(v) for k, v in p["bones"]["lengths_m"].items()}

@@ -169,6 +169,36 @@ class _Leg:
         return np.stack(pts, axis=1)
 
 
+class _JointArrays:
+    """Per-joint arrays ``(T, k, d)`` of a few joints (an FK of the legs only), read like
+    the full ``(T, J, d)`` array: ``a[frames, joint]`` with a skeleton joint index."""
+
+    def __init__(self, values: np.ndarray, joints: list[int]) -> None:
+        self.values = values
+        self.at = {j: k for k, j in enumerate(joints)}
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        frames, joint = key
+        return self.values[frames, self.at[int(joint)]]
+
+
+def _leg_joints(skeleton, legs: Mapping[str, _Leg]) -> list[int]:
+    """The joints the leg code reads: each thigh's parent, thigh, shin, foot, toes, tip."""
+    js = set()
+    for leg in legs.values():
+        js |= {int(skeleton.parents[leg.thigh]), leg.thigh, leg.shin, leg.foot, leg.toes, leg.tip_joint}
+    return sorted(j for j in js if j >= 0)
+
+
+def _leg_fk(skeleton, offsets, rotations, root, legs: Mapping[str, _Leg]) -> tuple[_JointArrays, _JointArrays]:
+    """Positions and global rotations of the legs' joints only (:func:`_leg_joints`):
+    the same numbers as a full FK at a fraction of its cost (the fingers, arms and head
+    are not computed)."""
+    joints = _leg_joints(skeleton, legs)
+    P, Qg = fk(skeleton.parents, offsets, rotations, root, joints=joints)
+    return _JointArrays(P, joints), _JointArrays(Qg, joints)
+
+
 def _resolve_legs(skeleton, legs: Mapping[str, tuple] | None) -> dict[str, _Leg]:
     legs = DEFAULT_LEGS if legs is None else legs
     out = {}
@@ -192,8 +222,11 @@ def _resolve_legs(skeleton, legs: Mapping[str, tuple] | None) -> dict[str, _Leg]
 def foot_points(motion: Motion, *, legs: Mapping[str, tuple] | None = None) -> dict[str, np.ndarray]:
     """World positions ``(T, k, 3)`` of each foot's points (ankle, toes joint, toe tip end
     site, as the skeleton has them), by side."""
-    P, Qg = motion.fk()
-    return {side: leg.points(P, Qg) for side, leg in _resolve_legs(motion.skeleton, legs).items()}
+    sk = motion.skeleton
+    L = _resolve_legs(sk, legs)
+    offsets = sk.offsets if motion.local_offsets is None else motion.local_offsets
+    P, Qg = _leg_fk(sk, offsets, motion.rotations, motion.root_positions, L)
+    return {side: leg.points(P, Qg) for side, leg in L.items()}
 
 
 def motion_contacts(motion: Motion, *, legs: Mapping[str, tuple] | None = None, **kw) -> dict[str, np.ndarray]:
@@ -400,7 +433,7 @@ def lock_feet(
     offsets = sk.offsets if motion.local_offsets is None else motion.local_offsets
     rot = motion.rotations.copy()
     root = motion.root_positions.copy()
-    P0, Qg0 = fk(sk.parents, offsets, rot, root)
+    P0, Qg0 = _leg_fk(sk, offsets, rot, root, L)
     nb = max(1, int(round(blend_s * motion.fps)))
     axes = {}
     for side, leg in L.items():
@@ -417,7 +450,7 @@ def lock_feet(
 
     def solve(rot, root, targets, frames):
         """IK each leg in ``frames[side]`` towards ``targets[side] = (A, Qf)``."""
-        P, Qg = fk(sk.parents, offsets, rot, root)
+        P, Qg = _leg_fk(sk, offsets, rot, root, L)
         rot = rot.copy()
         for side, (A, Qf) in targets.items():
             f = frames[side]
@@ -454,7 +487,7 @@ def lock_feet(
     rot1 = solve(rot, root1, {s: tg[s][:2] for s in sides}, {s: (tg[s][2] > 0) | moved for s in sides})
 
     # 3. floor: raise legs whose foot points go below y = 0, then lift the root for the rest
-    P1, Qg1 = fk(sk.parents, offsets, rot1, root1)
+    P1, Qg1 = _leg_fk(sk, offsets, rot1, root1, L)
     raise_t, raise_f = {}, {}
     for side, leg in L.items():
         pen = np.clip(-leg.points(P1, Qg1)[..., 1].min(axis=1), 0.0, None)
@@ -465,7 +498,7 @@ def lock_feet(
             raise_f[side] = up > 0
     if raise_t:
         rot1 = solve(rot1, root1, raise_t, raise_f)
-    P2, Qg2 = fk(sk.parents, offsets, rot1, root1)
+    P2, Qg2 = _leg_fk(sk, offsets, rot1, root1, L)
     lowest = np.min(np.concatenate([leg.points(P2, Qg2)[..., 1] for leg in L.values()], axis=1), axis=1)
     lift = _ease_cover(np.clip(-lowest, 0.0, None), nb)
     root1 = root1 + lift[:, None] * np.array([0.0, 1.0, 0.0])

@@ -467,6 +467,17 @@ def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], 
                 n = rows.shape[1]
                 if n < 4 and grid is None:
                     continue  # too short to filter: left as it is
+                if grid is None:
+                    # a constant signal (a joint held at rest, a finger never seen) leaves a
+                    # low-pass as it came in (gain 1 at 0 Hz): copied, not filtered
+                    const = (rows == rows[:, :1]).all(axis=1)
+                    if const.any():
+                        for o in outs:
+                            o[s:e, cols[const]] = block[:, const]
+                        if const.all():
+                            continue
+                        cols, rows = cols[~const], rows[~const]
+                        where = (slice(s, e), cols)
                 for o, cache, (cutoff_hz, order) in zip(outs, caches, specs):
                     if n < 4:  # (on a grid it still goes there and back, as it always has)
                         o[where] = _interp_rows(ts, grid, rows.T)

@@ -295,6 +295,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
         return np.where(n > 1e-12, v / n, np.nan)
 
 
+def _norm(v: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    """``np.linalg.norm(v, axis=-1)`` bit for bit (the squares summed in order, as its
+    reduction does), without the cost of numpy's reduction over a 3- or 4-long last axis:
+    each component is a contiguous pass for the Fortran-order arrays used here."""
+    e = v * v
+    s = e[..., 0] + e[..., 1]
+    for i in range(2, v.shape[-1]):
+        s += e[..., i]
+    n = np.sqrt(s)
+    return n[..., None] if keepdims else n
+
+
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("...i,...i->...", a, b)
 
@@ -357,7 +369,7 @@ def _qpos(q: np.ndarray) -> np.ndarray:
 def _qpow(q: np.ndarray, t: float) -> np.ndarray:
     """``q^t``: the same axis, ``t`` times the angle (shorter arc)."""
     q = _qpos(q)
-    s = np.linalg.norm(q[..., 1:], axis=-1)
+    s = _norm(q[..., 1:])
     ang = 2.0 * np.arctan2(s, q[..., 0])
     with np.errstate(invalid="ignore", divide="ignore"):
         axis = np.where((s > 1e-12)[..., None], q[..., 1:] / s[..., None], 0.0)
@@ -376,7 +388,7 @@ def _qswing(r: np.ndarray, d: np.ndarray, perp: np.ndarray) -> np.ndarray:
     if np.any(flip):
         q = np.where(flip[..., None], np.concatenate([np.zeros(w.shape + (1,)),
                                                       np.broadcast_to(perp, d.shape)], axis=-1), q)
-    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    n = _norm(q, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return q / n
 
@@ -430,7 +442,7 @@ def _limit_ball(q: np.ndarray, axis: np.ndarray, twist: tuple[float, float], swi
     tw = 2.0 * np.arctan2(q[..., 1:] @ axis, q[..., 0])
     tq = _qaxis(axis, tw)
     sq = _qpos(_qmul(q, _qconj(tq)))
-    sv = np.linalg.norm(sq[..., 1:], axis=-1)
+    sv = _norm(sq[..., 1:])
     sang = 2.0 * np.arctan2(sv, sq[..., 0])
     lo, hi = np.radians(twist)
     smax = np.radians(swing)
@@ -473,15 +485,26 @@ def _hold_back(x: np.ndarray) -> np.ndarray:
     return x[idx]
 
 
-def _continuous(q: np.ndarray) -> np.ndarray:
-    """Flip signs so consecutive quaternions along axis 0 have a non-negative dot product."""
-    if q.shape[0] < 2:
-        return q
-    d = np.einsum("t...i,t...i->t...", q[1:], q[:-1])
-    s = np.cumprod(np.where(d < 0, -1.0, 1.0), axis=0)
-    out = q.copy()
-    out[1:] *= s[..., None]
-    return out
+def _continuous_stack(L: list[np.ndarray]) -> np.ndarray:
+    """Per-joint local rotations ``(T, 4)`` -> ``(T, J, 4)``, signs flipped so that each
+    joint's consecutive quaternions have a non-negative dot product.
+
+    Worked component-major, ``(J, 4, T)``: every step is a contiguous pass over frames,
+    and the layout changes once, at the end (stacking the Fortran-order columns into
+    ``(T, J, 4)`` directly is a slow strided copy)."""
+    T, J = L[0].shape[0], len(L)
+    C = np.empty((J, 4, T))
+    for j, q in enumerate(L):
+        C[j] = q.T
+    if T >= 2:
+        a, b = C[:, :, 1:], C[:, :, :-1]
+        d = a[:, 0] * b[:, 0]
+        for c in (1, 2, 3):
+            d += a[:, c] * b[:, c]
+        flip = np.logical_xor.accumulate(d < 0, axis=1)  # an odd number of sign changes so far
+        if flip.any():
+            np.negative(a, out=a, where=flip[:, None, :])
+    return np.ascontiguousarray(C.transpose(2, 0, 1))
 
 
 def _rodrigues(v: np.ndarray, k: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -573,7 +596,7 @@ class _MarkerView:
 
 
 def _median_dist(a: np.ndarray, b: np.ndarray) -> float:
-    d = np.linalg.norm(a - b, axis=-1)
+    d = _norm(a - b)
     d = d[np.isfinite(d)]
     return float(np.median(d)) if d.size else float("nan")
 
@@ -617,7 +640,9 @@ def _fit_lengths(spec: SkeletonSpec, mk: _MarkerView, overrides: Mapping[str, fl
     meas: dict[str, float] = {}
 
     def pair(joint: str, a: str, b: str) -> None:
-        meas[joint] = _median_dist(mk(a), mk(b))
+        pa, pb = mk(a), mk(b)
+        # a marker the take does not have (no hand landmarks) reads as all-NaN: no distance
+        meas[joint] = float("nan") if pa is mk.nan or pb is mk.nan else _median_dist(pa, pb)
 
     for s in SIDES:
         pair(f"{s}UpperLeg", "pose.mid_hip", f"pose.{s}_hip")
@@ -800,7 +825,7 @@ class _Solver:
         x_c = _unit(mk("pose.left_shoulder") - mk("pose.right_shoulder"))
         xm = _unit(x_p + x_c)
         d = ms - mid_hip
-        chord = np.linalg.norm(d, axis=-1)
+        chord = _norm(d)
         o_sp, o_ch, o_uc, o_nk = (self.O[j] for j in (js, jc, ju, jn))
 
         def chain(beta: np.ndarray, gamma: np.ndarray):
@@ -820,7 +845,7 @@ class _Solver:
         lengths = [float(np.linalg.norm(o)) for o in (o_sp, o_ch, o_uc, o_nk)]
         beta, gamma = _trunk_bend(chord, lengths)
         for _ in range(2):
-            pred = np.linalg.norm(chain(beta, gamma)[4] - root, axis=-1)
+            pred = _norm(chain(beta, gamma)[4] - root)
             beta = _trunk_bend_step(beta, pred - chord, lengths)
             gamma = _trunk_gamma(beta, lengths)
         G_h, part, p_sp, g_sp, p_nk = chain(beta, gamma)
@@ -889,7 +914,7 @@ class _Solver:
         a_sw = _qrot(_qmul(Gp, S), a_rest)
         f = _unit(tip - (p_u + L_u * u))
         n = _cross(u, f)
-        sn = np.linalg.norm(n, axis=-1)
+        sn = _norm(n)
         bend = np.arctan2(sn, _dot(u, f))
         with np.errstate(invalid="ignore", divide="ignore"):
             n_hat = n / sn[:, None]
@@ -1092,7 +1117,7 @@ def solve_motion(
     if not solver.done.all():  # pragma: no cover - every canonical joint has a step above
         missing = [sk.names[j] for j in np.flatnonzero(~solver.done)]
         raise SolveError(f"internal: joints left unsolved: {missing}")
-    rotations = _continuous(np.stack(solver.L, axis=1))
+    rotations = _continuous_stack(solver.L)
     if T >= 2:
         fps = float(1.0 / np.median(np.diff(ts)))
     else:
