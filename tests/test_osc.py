@@ -79,3 +79,37 @@ def test_bad_packets_are_rejected_with_a_reason():
         osc.encode(osc.Message("no-slash", []))
     with pytest.raises(UsageError):
         osc.encode(osc.Message("/a", [object()]))
+
+
+def test_python_osc_agrees_both_ways():
+    """python-osc (an independent implementation) decodes our bundles, and we decode its."""
+    from pythonosc.osc_bundle import OscBundle
+    from pythonosc.osc_bundle_builder import OscBundleBuilder
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    tag = osc.timetag_from_unix(1_700_000_000.5)
+    ours = osc.encode(osc.Bundle([osc.Message("/VMC/Ext/Bone/Pos", ["LeftUpperArm", 0.1, 0.2, 0.3, 0.0, 0.0,
+                                                                      0.7071067, 0.7071067]),
+                                  osc.Message("/VMC/Ext/OK", [1, 3, 0, 1]),
+                                  osc.Message("/VMC/Ext/Blend/Apply")], timetag=tag))
+    b = OscBundle(ours)
+    assert b.timestamp == pytest.approx(1_700_000_000.5, abs=1e-6)
+    msgs = list(b)
+    assert [m.address for m in msgs] == ["/VMC/Ext/Bone/Pos", "/VMC/Ext/OK", "/VMC/Ext/Blend/Apply"]
+    assert msgs[0].params[0] == "LeftUpperArm" and msgs[0].params[1:] == pytest.approx(
+        [0.1, 0.2, 0.3, 0.0, 0.0, 0.7071067, 0.7071067], abs=1e-7)
+    assert msgs[1].params == [1, 3, 0, 1] and msgs[2].params == []
+
+    mb = OscMessageBuilder("/VMC/Ext/Blend/Val")
+    mb.add_arg("jawOpen")
+    mb.add_arg(0.25)
+    bb = OscBundleBuilder(1_700_000_000.25)  # python-osc takes Unix seconds
+    bb.add_content(mb.build())
+    theirs = bb.build().dgram
+    d = osc.decode(theirs)
+    assert isinstance(d, osc.Bundle)
+    assert osc.unix_from_timetag(d.timetag) == pytest.approx(1_700_000_000.25, abs=1e-6)
+    assert [(m.address, m.args) for m in osc.iter_messages(d)] == [("/VMC/Ext/Blend/Val", ["jawOpen", 0.25])]
+    single = OscMessage(osc.encode(osc.Message("/VMC/Ext/T", [12.5])))
+    assert single.address == "/VMC/Ext/T" and single.params == [12.5]
