@@ -29,7 +29,7 @@ The passes (plain arrays in, plain arrays out; each states what it needs)
    mirror plane at x = 0.
 3. :func:`place_joints`: cross-sections. The crotch is the lowest surface point on the
    mid-plane; each leg's joints are centroids of its horizontal slices at the canonical
-   fractions of the leg (hip, knee, ankle), the toes from the foot's forward reach. Each
+   fractions of the leg (knee, ankle; the hips 10 % of the height above the crotch), the toes from the foot's forward reach. Each
    arm's axis is a line fitted to the centroids of its vertical slices (perpendicular to
    x), which holds for T- and A-poses; the shoulder is where that line meets the torso's
    side, elbow and wrist lie at the canonical fractions of shoulder-to-fingertip, refined
@@ -147,9 +147,11 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 # -- 1. surface samples -----------------------------------------------------------------------
 
 
-def surface_samples(V: np.ndarray, F: np.ndarray, n: int = 60_000, seed: int = 0) -> np.ndarray:
+def surface_samples(V: np.ndarray, F: np.ndarray, n: int = 60_000, seed: int = 0, *,
+                    with_normals: bool = False):
     """``(n, 3)`` points spread uniformly over the triangles (area-weighted choice,
-    uniform barycentric coordinates), deterministic for ``seed``."""
+    uniform barycentric coordinates), deterministic for ``seed``; with ``with_normals``
+    also ``(n, 3)`` unit normals of their triangles (outward for counter-clockwise faces)."""
     a, b, c = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
     area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
     total = float(area.sum())
@@ -160,7 +162,11 @@ def surface_samples(V: np.ndarray, F: np.ndarray, n: int = 60_000, seed: int = 0
     u, v = rng.random(n), rng.random(n)
     flip = u + v > 1
     u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    return a[t] + u[:, None] * (b[t] - a[t]) + v[:, None] * (c[t] - a[t])
+    S = a[t] + u[:, None] * (b[t] - a[t]) + v[:, None] * (c[t] - a[t])
+    if not with_normals:
+        return S
+    nrm = np.cross(b[t] - a[t], c[t] - a[t])
+    return S, nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-20)
 
 
 # -- 2. orientation ---------------------------------------------------------------------------
@@ -307,9 +313,10 @@ def _arm(S: np.ndarray, s: float, H: float, crotch: float, torso_x: float) -> di
             "elevation_deg": float(np.degrees(np.arctan(ky[0])))}
 
 
-def place_joints(S: np.ndarray) -> tuple[Skeleton, dict[str, Any]]:
+def place_joints(S: np.ndarray, N: np.ndarray | None = None) -> tuple[Skeleton, dict[str, Any]]:
     """The canonical skeleton fitted to surface samples ``S (n, 3)`` of a humanoid in the
-    house frame (:func:`normalise_orientation` applied): returns the skeleton (world-
+    house frame (:func:`normalise_orientation` applied), ``N (n, 3)`` their normals
+    (optional; they tell the crotch from thighs that touch): returns the skeleton (world-
     aligned offsets, end sites at the head top, finger tips and toe tips) and the
     measurements (``crotch_y``, ``arm_elevation_deg``, ``height``). Raises
     :class:`~mocap.errors.RigError` when a humanoid part is not found."""
@@ -321,8 +328,11 @@ def place_joints(S: np.ndarray) -> tuple[Skeleton, dict[str, Any]]:
     x, y, z = S[:, 0], S[:, 1], S[:, 2]
     cH = float(CE["head"][1])  # the canonical head top: 1.72 m
     P = np.zeros_like(CP)
-    # the crotch: the lowest surface on the mid-plane
+    # the crotch: the lowest surface on the mid-plane facing down (where thick thighs touch,
+    # the surface on the mid-plane faces forwards or backwards)
     mid = (np.abs(x) < 0.012 * H) & (y < 0.7 * H)
+    if N is not None:
+        mid &= N[:, 1] < -0.5
     if not mid.any():
         raise RigError("not a humanoid: no crotch (no surface on the mid-plane below 70 % of the height)")
     crotch = float(y[mid].min())
@@ -564,10 +574,10 @@ def autorig(vertices: np.ndarray, faces: np.ndarray, *, max_vertices: int = MAX_
         remap = np.full(len(V), -1)
         remap[used] = np.arange(len(used))
         V, F = V[used], remap[F]
-    S0 = surface_samples(V, F)
+    S0, N0 = surface_samples(V, F, with_normals=True)
     T, orient = normalise_orientation(S0)
     Vn, S = _apply(T, V), _apply(T, S0)
-    sk, meas = place_joints(S)
+    sk, meas = place_joints(S, N0 @ T[:3, :3].T)
     normals = _vertex_normals(Vn, F)
     sk, moved = _pull_inside(sk, Vn, F, normals)
     joints, weights = autorig_weights(sk, Vn, F, S)

@@ -44,7 +44,7 @@ def canonical_poses() -> tuple:
         for f in frames:
             # a short window around the frame (the solver's filters need a few frames), then the frame
             solved = C._canonical_motion(m.slice(f - 8, f + 8), 1)
-            out.append((f"{name.split('_')[-1][:-4]}@{f}", solved.slice(8, 9)))
+            out.append((f"{name.split('_')[3].removesuffix('.bvh')}@{f}", solved.slice(8, 9)))
     return tuple(out)
 
 
