@@ -421,6 +421,8 @@ class _SegmentWriter:
             self.dropped += 1
 
     def _run(self) -> None:
+        from fractions import Fraction
+
         import av
 
         container = stream = None
@@ -455,7 +457,7 @@ class _SegmentWriter:
                     stream = container.add_stream("mjpeg", rate=30)
                     stream.width, stream.height = rgb.shape[1] - rgb.shape[1] % 2, rgb.shape[0] - rgb.shape[0] % 2
                     stream.pix_fmt = "yuvj420p"
-                    stream.time_base = __import__("fractions").Fraction(1, 1000)
+                    stream.time_base = Fraction(1, 1000)
                     stream.options = {"q:v": "4"}
                 h, w = stream.height, stream.width
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
@@ -499,6 +501,7 @@ class TakeRecorder:
         self.tracker = tracker
         self.flush_s = float(flush_s)
         (self.folder / "chunks").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # the journal is written from the video thread too
         self._journal = open(self.folder / "journal.jsonl", "a", encoding="utf-8")
         self._log({"event": "start", "schema": RECORDING_SCHEMA, "schema_version": RECORDING_SCHEMA_VERSION,
                    "source": _source_json(source), "tracker": tracker, "unix_time": time.time(),
@@ -508,14 +511,13 @@ class TakeRecorder:
         self._last_flush = time.monotonic()
         self.frames = 0
         self.dropped = 0
-        self._lock = threading.Lock()
         self.video = None
         if video:
             (self.folder / "video").mkdir(exist_ok=True)
             self.video = _SegmentWriter(self.folder / "video", segment_s=segment_s, on_segment=self._segment_done)
 
     def _log(self, rec: dict[str, Any]) -> None:
-        with getattr(self, "_lock", threading.Lock()):
+        with self._lock:
             self._journal.write(json.dumps(rec) + "\n")
             self._journal.flush()
             os.fsync(self._journal.fileno())
