@@ -306,14 +306,16 @@ def _anatomical_frame(P: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], axis=-1)
 
 
-def rigid_fit(P: np.ndarray, valid: np.ndarray, template: np.ndarray | None = None
+def rigid_fit(P: np.ndarray, valid: np.ndarray, template: np.ndarray | None = None, *,
+              template_frames: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit the rigid landmarks of every valid frame onto a template.
 
     ``P`` ``(T, 478, 3)`` from :func:`face_points`; ``valid`` ``(T,)`` bool. The
     template ``(len(RIGID), 3)`` is in face units (outer eye corners 1 apart, centred on
     the rigid points' centroid, axes X left, Y up, Z out); None builds it from the take
-    (median of the frames put in their anatomical frame, refined once by a fit).
+    (median of the frames put in their anatomical frame, refined by a fit), from the
+    frames ``template_frames`` ``(T,)`` bool (default: all valid ones).
 
     Returns ``C`` ``(T, 478, 3)`` canonical coordinates (NaN where not valid), ``R``
     ``(T, 3, 3)`` face-to-camera rotations, ``s`` ``(T,)`` pixels per face unit, ``t``
@@ -326,6 +328,7 @@ def rigid_fit(P: np.ndarray, valid: np.ndarray, template: np.ndarray | None = No
     rig = np.asarray(RIGID)
     Pv = P[idx]
     if template is None:
+        Pv = P[np.flatnonzero(template_frames & valid)] if template_frames is not None else Pv
         F = _anatomical_frame(Pv)
         cen = Pv[:, rig].mean(axis=1)
         iod = np.linalg.norm(Pv[:, 263] - Pv[:, 33], axis=-1)
@@ -353,6 +356,7 @@ def rigid_fit(P: np.ndarray, valid: np.ndarray, template: np.ndarray | None = No
         a = np.radians(HEAD_PITCH_CORRECTION_DEG)
         z, y = np.cos(a) * z - np.sin(a) * y, np.cos(a) * y + np.sin(a) * z
         template = template @ np.stack([x, y, z], axis=-1)
+    Pv = P[idx]
     R, s, t = _umeyama(template, Pv[:, rig])
     C = np.full(P.shape, np.nan)
     C[idx] = np.einsum("tji,tkj->tki", R, P[idx] - t[:, None]) / s[:, None, None]
@@ -697,6 +701,27 @@ def _body_frame(take, valid_face: np.ndarray) -> tuple[np.ndarray | None, str]:
     return np.stack([x, y, z], axis=-1), "body (shoulders and hips)" if hips else "body (shoulders)"
 
 
+MAX_GAP_S = 0.5
+"""Frames without a usable face (none found, or a hand over it) are interpolated over gaps
+up to this long; in longer gaps the curves rest at 0 (the neutral face)."""
+
+
+def _fill_gaps(X: np.ndarray, ok: np.ndarray, t: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Rows ``X`` ``(T, k)`` interpolated over runs of not-``ok`` frames no longer than
+    ``max_gap_s`` between two ok frames; other not-ok frames become 0."""
+    out = np.where(ok[:, None], X, 0.0)
+    bad = np.flatnonzero(~ok)
+    if len(bad) == 0 or not ok.any():
+        return out
+    filled = _fill(np.where(ok[:, None], X, np.nan), ok)
+    runs = np.split(bad, np.flatnonzero(np.diff(bad) > 1) + 1)
+    for r in runs:
+        a, b = r[0] - 1, r[-1] + 1
+        if a >= 0 and b < len(ok) and t[b] - t[a] <= max_gap_s:
+            out[r] = filled[r]
+    return out
+
+
 def _fill(X: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Linear interpolation of rows ``X`` ``(T, ...)`` over frames where ``ok`` is False,
     held at the ends; zeros when no frame is ok."""
@@ -792,9 +817,31 @@ class FaceOptions:
     ranges: dict[str, float] | None = None
 
 
+def hand_occlusion(take, *, min_points: int = 3, box: float = 0.9) -> np.ndarray:
+    """``(T,)`` bool: a hand covers the face -- at least ``min_points`` of a hand's
+    landmarks lie inside the face's bounding box shrunk to ``box`` of its size. MediaPipe
+    keeps reporting a plausible face behind a hand, but its mouth and eyes are guesses."""
+    F = np.asarray(take.face_image, dtype=float)[:, :468, :2]
+    T = len(F)
+    cnt = np.zeros(T, int)
+    ok = np.isfinite(F).all(axis=(1, 2))
+    if not ok.any():
+        return np.zeros(T, bool)
+    lo = np.where(ok[:, None], np.nanmin(np.where(ok[:, None, None], F, 0.0), axis=1), 0.0)
+    hi = np.where(ok[:, None], np.nanmax(np.where(ok[:, None, None], F, 0.0), axis=1), 0.0)
+    c, h = 0.5 * (lo + hi), 0.5 * box * (hi - lo)
+    for hand in (take.left_hand_image, take.right_hand_image):
+        H = np.asarray(hand, dtype=float)[..., :2]
+        with np.errstate(invalid="ignore"):
+            inside = np.all(np.abs(H - c[:, None]) < h[:, None], axis=-1)
+        cnt += inside.sum(axis=1)
+    return (cnt >= min_points) & ok
+
+
 def take_face_features(take) -> tuple[dict[str, np.ndarray], np.ndarray, tuple]:
     """Passes 1-3 on a take: ``(features, valid, (C, R, s, t, template))``. A frame is
-    valid when the face (with iris) was found."""
+    valid when the face (with iris) was found; the template is built from the frames no
+    hand covers (:func:`hand_occlusion`) when there are enough of them."""
     F = np.asarray(take.face_image, dtype=float)
     valid = np.asarray(take.present["face"], bool) & np.isfinite(F[:, :478]).all(axis=(1, 2))
     if not valid.any():
@@ -803,7 +850,8 @@ def take_face_features(take) -> tuple[dict[str, np.ndarray], np.ndarray, tuple]:
                              "with iris to solve the face")
         raise SolveError("the take has no frame with a face: nothing to solve")
     P = face_points(F)
-    fit = rigid_fit(P, valid)
+    clear = valid & ~hand_occlusion(take)
+    fit = rigid_fit(P, valid, template_frames=clear if clear.sum() >= 5 else None)
     return face_features(fit[0]), valid, fit
 
 
@@ -823,7 +871,18 @@ def solve_face(take, options: FaceOptions | None = None, *, model_curves: np.nda
     """
     opts = options or FaceOptions()
     feats, valid, (C, R, s, t, _) = take_face_features(take)
-    neutral = opts.neutral or find_neutral(feats, valid, share=opts.neutral_share)
+    ts = np.asarray(take.timestamps, dtype=float)
+    occluded = hand_occlusion(take) & valid
+    good = valid & ~occluded
+    notes = []
+    if good.sum() < 5:
+        good = valid
+        notes.append(f"a hand covers the face in {int(occluded.sum())} of {int(valid.sum())} frames: the curves "
+                     "come from those frames and are unreliable")
+    elif occluded.any():
+        notes.append(f"a hand covers the face in {int(occluded.sum())} frames: their curves are interpolated "
+                     f"over gaps up to {MAX_GAP_S:g} s, longer ones rest at neutral")
+    neutral = opts.neutral or find_neutral(feats, good, share=opts.neutral_share)
     geo, eyes = coefficients(feats, neutral, opts.ranges)
     solver = "geometric"
     if model_curves is not None:
@@ -833,11 +892,10 @@ def solve_face(take, options: FaceOptions | None = None, *, model_curves: np.nda
         solver = "model (MediaPipe FaceLandmarker blendshapes) + geometric for cheekPuff, eyeWide, noseSneer"
     else:
         curves = geo
-    gains = performer_gains(curves[valid]) if opts.auto_gain else np.ones(len(ARKIT_SHAPES))
+    gains = performer_gains(curves[good]) if opts.auto_gain else np.ones(len(ARKIT_SHAPES))
     curves = np.clip(curves * gains, 0, 1)
-    curves = _fill(np.where(valid[:, None], curves, np.nan), valid)
-    eyes = _fill(np.where(valid[:, None], eyes, np.nan), valid)
-    ts = np.asarray(take.timestamps, dtype=float)
+    curves = _fill_gaps(curves, good, ts, MAX_GAP_S)
+    eyes = _fill_gaps(eyes, good, ts, MAX_GAP_S)
     if opts.filter:
         curves = filter_curves(curves, ts, fast_hz=opts.fast_hz, slow_hz=opts.slow_hz)
         if len(ts) >= 8:
@@ -845,9 +903,10 @@ def solve_face(take, options: FaceOptions | None = None, *, model_curves: np.nda
 
             eyes = butterworth_zero_phase(eyes, ts, cutoff_hz=min(opts.fast_hz, 0.4 * take.fps))
     Q, pos, ref = head_pose(take, R, s, t, valid, reference=opts.head_reference)
-    meta = {"solver": solver, "head_reference": ref, "neutral_source": neutral.source,
+    meta = {"solver": solver, "head_reference": ref, "neutral_source": neutral.source, "notes": notes,
+            "hand_over_face_frames": int(occluded.sum()),
             "neutral_frames": [int(i) for i in neutral.frames][:200],
             "gains": {n: round(float(g), 4) for n, g in zip(ARKIT_SHAPES, gains) if g != 1.0},
             "not_observable": ["tongueOut"], "face_frames": int(valid.sum())}
     return FaceTrack(curves=curves.astype(np.float32), head_rotation=Q, head_position=pos, eye_angles=eyes,
-                     timestamps=ts, present=valid, fps=float(take.fps), meta=meta)
+                     timestamps=ts, present=good, fps=float(take.fps), meta=meta)

@@ -460,3 +460,25 @@ def test_vrm_expression_binds_drive_their_targets(geo, tmp_path):
     assert np.allclose(s.output[:, funnel], jaw, atol=1e-5)  # the bound target follows "aa" = jawOpen
     assert np.allclose(s.output[:, names.index("jawOpen")], jaw, atol=1e-5)  # by name
     assert not gltf.validate_glb(tmp_path / "ada_vrm.glb")
+
+
+def test_hand_over_face_is_not_read_as_expression():
+    """mpsamples_gesture_thumbsup_upperbody.mp4 (1280x720, 25 fps): the woman's face is
+    clear in frames 0-25; her fist passes in front of it in 29-40, is raised beside her
+    head in 42-52 and from 53 on her thumbs-up covers her face. Covered frames are flagged
+    and, once covered longer than 0.5 s, rest at neutral instead of reading the guessed mouth."""
+    need_ffmpeg()
+    from mocap.face import hand_occlusion, solve_face
+    from mocap.sources import open_source
+    from mocap.tracking import TrackOptions, track
+
+    with open_source(str(shared_file("footage/mpsamples_gesture_thumbsup_upperbody.mp4"))) as src:
+        t = track(src, options=TrackOptions(), end=2.4, progress=False)
+    assert len(t) == 60
+    occ = hand_occlusion(t)
+    assert not occ[:25].any() and occ[30:40].mean() > 0.7 and occ[53:].all(), np.flatnonzero(occ)
+    f = solve_face(t)
+    assert f.meta["hand_over_face_frames"] == int(occ.sum())
+    assert not f.present[occ].any() and f.present[:25].all()
+    # covered to the end of the take: the neutral face, after the filters' few-frame ease into it
+    assert f.curves[57:].max() < 0.02, f.names[int(np.argmax(f.curves[57:].max(axis=0)))]
