@@ -75,7 +75,8 @@ def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool) ->
     take = load_take(d)
     lat = live_npz["latency_ms"]
     solved = np.isfinite(live_npz["live_rotations"][:, 0, 0])
-    return {"frames": len(take), "fps": take.tracker["live"]["fps_processed"],
+    parts = {k: float(np.nanmedian(live_npz[k])) for k in ("wait_ms", "track_ms", "solve_ms")}
+    return {**parts, "frames": len(take), "fps": take.tracker["live"]["fps_processed"],
             "share": take.tracker["live"]["processed_share"], "lat_med": float(np.median(lat[solved])),
             "lat_p95": float(np.percentile(lat[solved], 95)), "solved": float(solved.mean())}
 
@@ -97,7 +98,9 @@ def main() -> int:
         r = live(a.clip, res, a.seconds, pipeline=pipe)
         print(f"record, {name}: {r['fps']} fps sustained, {100 * r['share']:.0f}% of source frames processed, "
               f"capture-to-pose latency median {r['lat_med']:.1f} ms ({r['lat_med'] / np.median(inf):.2f}x "
-              f"inference), p95 {r['lat_p95']:.1f} ms; live pose on {100 * r['solved']:.0f}% of frames")
+              f"inference), p95 {r['lat_p95']:.1f} ms; live pose on {100 * r['solved']:.0f}% of frames; "
+              f"median wait for the tracker {r['wait_ms']:.0f} ms, tracking {r['track_ms']:.0f} ms, "
+              f"lift+clean+solve {r['solve_ms']:.0f} ms")
     return 0
 
 

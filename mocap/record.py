@@ -110,13 +110,17 @@ def next_take_dir(out: Path, *, after: int = 0) -> Path:
 class Captured:
     """A frame handed to the tracker: ``t`` source time (s), ``rgb`` ``(H, W, 3)``,
     ``index`` in the source, ``wall`` ``time.monotonic()`` when it was captured (for a
-    played file: when it was due), ``dropped`` frames dropped since the previous one."""
+    played file: when it was due), ``dropped`` frames dropped since the previous one;
+    ``track_start``/``track_end`` (monotonic s) and ``solve_ms`` are filled on the way."""
 
     t: float
     rgb: np.ndarray
     index: int
     wall: float
     dropped: int
+    track_start: float = 0.0
+    track_end: float = 0.0
+    solve_ms: float = float("nan")
 
 
 class LatestFrame:
@@ -535,6 +539,10 @@ class TakeRecorder:
         for p in PART_SIZES:
             b[f"{p}_present"].append(bool(lm["present"][p]))
         b["latency_ms"].append(1000.0 * latency_s)
+        # where the latency goes: waiting for the tracker, tracking, waiting for the solver, solving
+        b["wait_ms"].append(1000.0 * max(cap.track_start - cap.wall, 0.0))
+        b["track_ms"].append(1000.0 * (cap.track_end - cap.track_start))
+        b["solve_ms"].append(cap.solve_ms)
         b["capture_s"].append(cap.wall)
         b["dropped_before"].append(cap.dropped if self.frames > 0 else 0)
         rot = pose[0] if pose is not None else np.full((52, 4), np.nan)
@@ -659,7 +667,8 @@ def _install(folder: Path, *, notes: list[str], complete: bool) -> Take:
     if tmp.exists():
         shutil.rmtree(tmp)
     save_take(take, tmp)
-    live = {k: arrays[k] for k in ("latency_ms", "capture_s", "dropped_before", "live_rotations", "live_root")}
+    live = {k: arrays[k] for k in ("latency_ms", "capture_s", "dropped_before", "live_rotations", "live_root",
+                                   "wait_ms", "track_ms", "solve_ms") if k in arrays}
     _fsync_write(folder / "live.npz", lambda f: np.savez(f, **live))
     os.replace(tmp / "landmarks.npz", folder / "landmarks.npz")
     os.replace(tmp / "take.json", folder / "take.json")  # last: its presence marks a finished take
@@ -992,7 +1001,9 @@ class Recorder:
                     if cap.ended:
                         break
                     continue
+                item.track_start = time.monotonic()
                 lm = tracker.process(item.rgb)
+                item.track_end = time.monotonic()
                 if sink is not None:
                     sink.put(item, lm)
                 else:
@@ -1037,8 +1048,10 @@ class Recorder:
         """Solve, stream, record and report one tracked frame (in the sink thread when
         pipelined). ``solve=False`` records the landmarks without a live pose."""
         solver, vmc, stats = ctx["solver"], ctx["vmc"], ctx["stats"]
+        solve_start = time.monotonic()
         pose = solver.push(item.t, lm) if (solver is not None and solve) else None
         done = time.monotonic()
+        item.solve_ms = 1000.0 * (done - solve_start) if pose is not None else np.nan
         latency = done - item.wall
         stats.frames += 1
         stats.t_last = item.t

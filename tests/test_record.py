@@ -98,6 +98,9 @@ def _check_accounting(take_dir: Path):
     assert np.allclose(take.timestamps, take.frame_index / 25.0, atol=1e-3)
     lat = live["latency_ms"]
     assert lat.shape == (T,) and np.all(lat > 0) and np.all(lat < 10000)
+    # the parts add up to at most the whole (the rest is queueing between the threads)
+    parts = live["wait_ms"] + live["track_ms"] + np.nan_to_num(live["solve_ms"])
+    assert np.all(live["track_ms"] > 0) and np.all(parts <= lat + 1e-3)
     assert take.tracker["live"]["latency_ms_median"] == pytest.approx(np.median(lat), abs=0.01)
     return take, live
 
