@@ -482,3 +482,48 @@ def test_hand_over_face_is_not_read_as_expression():
     assert not f.present[occ].any() and f.present[:25].all()
     # covered to the end of the take: the neutral face, after the filters' few-frame ease into it
     assert f.curves[57:].max() < 0.02, f.names[int(np.argmax(f.curves[57:].max(axis=0)))]
+
+
+def test_shape_keys_rendered_and_tracked_come_back(tmp_path):
+    """The loop closed: a generated character's ARKit shape keys applied, its head
+    rendered (pyrender), the renders tracked with MediaPipe and solved give back the
+    shape that was applied, on the side it was applied (the character's left = +X =
+    the performer's left)."""
+    pytest.importorskip("pyrender")
+    import cv2
+
+    import retarget.character as C
+    from mocap.face import FaceOptions, solve_face
+    from mocap.sources import open_source
+    from mocap.tracking import TrackOptions, track
+
+    m = C.generate_character(preset="chen")
+    V = m.vertices
+    keep = (V[:, 1] > V[:, 1].max() - 0.30) & (np.abs(V[:, 0]) < 0.13)  # the head and neck
+    idx = np.flatnonzero(keep)
+    remap = -np.ones(len(V), int)
+    remap[idx] = np.arange(len(idx))
+    faces = remap[m.faces[keep[m.faces].all(axis=1)]]
+    poses = [{}, {"jawOpen": 1.0}, {}, {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}, {},
+             {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0}, {"mouthPucker": 1.0}, {}, {"mouthSmileLeft": 1.0},
+             {"eyeBlinkLeft": 1.0}, {}]
+    k = 0
+    for w in poses:
+        Vp = V + sum(x * m.shapes[m.shape_names.index(n)] for n, x in w.items()) if w else V
+        img = C.render_preview(Vp[idx], faces, m.colors[idx], size=(320, 320), fov_deg=30)
+        for _ in range(3):
+            cv2.imwrite(str(tmp_path / f"f{k:03d}.png"), img[..., ::-1])
+            k += 1
+    with open_source(str(tmp_path), fps=10) as src:
+        take = track(src, options=TrackOptions(), progress=False)
+    assert take.present["face"].all()
+    f = solve_face(take, FaceOptions(filter=False))
+    seg = {n: np.array([f.curve(n)[3 * i:3 * i + 3].mean() for i in range(len(poses))]) for n in f.names}
+    neutral = [0, 2, 4, 7, 10]
+    for i, w in enumerate(poses):
+        for n in w:
+            assert seg[n][i] > 0.5, (n, i, np.round(seg[n], 2))
+    for n in ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "mouthPucker"):
+        assert seg[n][neutral].max() < 0.2, (n, np.round(seg[n], 2))
+    assert seg["mouthSmileLeft"][8] > seg["mouthSmileRight"][8] + 0.3  # left only: the character's left
+    assert seg["eyeBlinkLeft"][9] > 0.5 > seg["eyeBlinkRight"][9] + 0.2
