@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import sys
 import time
 
 import numpy as np
@@ -23,6 +24,7 @@ def _live_link():
     path = ROOT / "blender_addon" / "understudy_addon" / "live_link.py"
     spec = importlib.util.spec_from_file_location("understudy_live_link_under_test", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -178,11 +180,28 @@ def test_live_recording_becomes_an_action_with_bulk_keys(armature):
         assert _angle_deg(_direction(armature, "spine"), lean) < 0.5
 
 
-def test_operators_register_and_unregister():
+def test_operator_starts_listening_or_says_why_not(armature):
     ll.register()
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
     try:
-        assert hasattr(bpy.ops.understudy, "live_link") and hasattr(bpy.ops.understudy, "live_link_stop")
+        assert hasattr(bpy.ops.understudy, "live_link_stop")
+        bpy.context.view_layer.objects.active = None
+        with pytest.raises(RuntimeError, match="select an armature first"):
+            bpy.ops.understudy.live_link(port=busy.getsockname()[1])
+        bpy.context.view_layer.objects.active = armature
+        with pytest.raises(RuntimeError, match="cannot listen on 127.0.0.1"):
+            bpy.ops.understudy.live_link(port=busy.getsockname()[1])  # the port is taken
+        port = busy.getsockname()[1]
+        busy.close()
+        assert bpy.ops.understudy.live_link(port=port) == {"RUNNING_MODAL"}
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with pytest.raises(OSError):  # the operator holds 127.0.0.1:port now
+            probe.bind(("127.0.0.1", port))
+        probe.close()
+        bpy.ops.understudy.live_link_stop()
     finally:
+        busy.close()
         ll.unregister()
 
 

@@ -33,7 +33,6 @@ numpy and the standard library are used (no scipy); the small OSC reader below i
 same wire format as ``mocap.osc`` (tests check they agree).
 """
 
-from __future__ import annotations
 
 import socket
 import struct
