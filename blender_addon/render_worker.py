@@ -57,7 +57,8 @@ SCHEMA = "understudy.render_job"
 SCHEMA_VERSION = 1
 FRAME_PREFIX = "UNDERSTUDY_FRAME "
 RESULT_PREFIX = "UNDERSTUDY_RENDER "
-ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE_NEXT", "workbench": "BLENDER_WORKBENCH"}
+ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE", "workbench": "BLENDER_WORKBENCH"}
+"""Blender's engine identifiers (Eevee is ``BLENDER_EEVEE_NEXT`` in Blender 4.2-4.4)."""
 
 
 class JobError(Exception):
@@ -181,7 +182,11 @@ def add_lights(bpy, scene, camera) -> None:
 
 def configure(bpy, scene, job: dict) -> None:
     r = scene.render
-    r.engine = ENGINES[job["engine"]]
+    engine = ENGINES[job["engine"]]
+    known = r.bl_rna.properties["engine"].enum_items.keys()
+    if engine not in known and engine + "_NEXT" in known:
+        engine += "_NEXT"
+    r.engine = engine
     r.film_transparent = True
     r.use_persistent_data = False
     r.threads_mode = "FIXED"
