@@ -322,3 +322,23 @@ def test_a_real_character_follows_the_streamed_pose():
         err = _angle_deg(got, want / np.linalg.norm(want))
         print(f"{joint}: {err:.2f} deg")
         assert err < 0.5, joint  # 49 deg off for the upper arm without the rest alignment
+
+
+def test_a_live_session_applies_what_arrives_and_records_an_action(armature):
+    """The operator's tick and finish, driven headless: three frames streamed over UDP,
+    ticked as they come, recorded, then written as an action."""
+    sess = ll.LiveSession(armature, port=0, record=True, fps=30.0)
+    port = sess.rx.address[1]
+    try:
+        assert sess.tick() == 0
+        for k, deg in enumerate((0.0, 10.0, 20.0)):
+            _send_pose(_pose(spine_deg=deg), np.array([0.0, 0.95, 0.0]), 5.0 + k / 30.0, port)
+            time.sleep(0.05)
+            assert sess.tick() == 1
+            bpy.context.view_layer.update()
+            lean = [0, -np.sin(np.radians(deg)), np.cos(np.radians(deg))]
+            assert _angle_deg(_direction(armature, "spine"), lean) < 0.5
+    finally:
+        msg = sess.finish()
+    assert msg.startswith("live link stopped after 3 frames; recorded 3 frames into action 'LiveLink'")
+    assert sess.recording.frames == pytest.approx([1.0, 2.0, 3.0])

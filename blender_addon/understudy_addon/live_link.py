@@ -60,6 +60,7 @@ __all__ = [
     "apply_vmc_pose",
     "apply_vmc_blend",
     "LiveRecording",
+    "LiveSession",
     "register",
     "unregister",
 ]
@@ -509,7 +510,53 @@ class LiveRecording:
         return act
 
 
-# -- the operators ---------------------------------------------------------------------
+# -- the session and the operators --------------------------------------------------
+
+
+class LiveSession:
+    """What the modal operator does, without Blender's event plumbing (so it can be
+    driven headless): listen, and at each :meth:`tick` pose ``arm_obj`` with the newest
+    frame (every frame when recording); :meth:`finish` closes the socket and writes the
+    recording as an action. Raises ``LookupError`` (no bone map) or ``OSError`` (the
+    port cannot be bound)."""
+
+    def __init__(self, arm_obj, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, record: bool = False,
+                 fps: float = 30.0, root_motion: bool = True) -> None:
+        self.arm_name = arm_obj.name
+        self.bone_map = auto_bone_map([b.name for b in arm_obj.data.bones])
+        self.alignment = rest_alignment(arm_obj.data, self.bone_map)
+        self.root_motion = root_motion
+        self.rx = VmcReceiver(host, port)
+        self.recording = LiveRecording(fps) if record else None
+        self.frames = 0
+
+    def tick(self) -> int:
+        """Apply what arrived since the last tick; returns the number of frames received.
+        Raises ``LookupError`` when the armature is gone."""
+        arm = bpy.data.objects.get(self.arm_name)
+        if arm is None:
+            raise LookupError(f"the armature {self.arm_name!r} was deleted")
+        frames = self.rx.poll()
+        for fr in frames if self.recording is not None else frames[-1:]:
+            apply_vmc_pose(arm, fr, self.bone_map, root_motion=self.root_motion, alignment=self.alignment)
+            apply_vmc_blend(arm, fr)
+            if self.recording is not None:
+                self.recording.add(arm, fr, self.bone_map)
+        self.frames += len(frames)
+        return len(frames)
+
+    def finish(self, action_name: str = "LiveLink") -> str:
+        """Stop listening, write the recording (if any); returns a one-line summary."""
+        self.rx.close()
+        msg = f"live link stopped after {self.frames} frames"
+        if self.rx.bad:
+            msg += f" ({self.rx.bad} packets were not valid OSC)"
+        arm = bpy.data.objects.get(self.arm_name)
+        if self.recording is not None and self.recording.frames and arm is not None:
+            act = self.recording.to_action(arm, action_name, self.bone_map)
+            msg += f"; recorded {len(self.recording.frames)} frames into action {act.name!r}"
+        return msg
+
 
 if bpy is not None:
 
@@ -538,23 +585,20 @@ if bpy is not None:
                 self.report({"ERROR"}, "select an armature first")
                 return {"CANCELLED"}
             try:
-                self._map = auto_bone_map([b.name for b in arm.data.bones])
+                fps = context.scene.render.fps / context.scene.render.fps_base
+                self._session = LiveSession(arm, host=self.host, port=self.port, record=self.record, fps=fps,
+                                            root_motion=self.root_motion)
             except LookupError as e:
                 self.report({"ERROR"}, str(e))
                 return {"CANCELLED"}
-            try:
-                self._rx = VmcReceiver(self.host, self.port)
             except OSError as e:
                 self.report({"ERROR"}, f"cannot listen on {self.host}:{self.port}: {e}")
                 return {"CANCELLED"}
-            self._arm_name = arm.name
-            self._align = rest_alignment(arm.data, self._map)
-            self._rec = LiveRecording(context.scene.render.fps / context.scene.render.fps_base) if self.record else None
-            self._n = 0
             type(self)._stop_requested = False
             self._timer = context.window_manager.event_timer_add(1.0 / 60.0, window=context.window)
             context.window_manager.modal_handler_add(self)
-            self.report({"INFO"}, f"live link: listening on {self.host}:{self.port}, {len(self._map)} bones mapped")
+            self.report({"INFO"}, f"live link: listening on {self.host}:{self.port}, "
+                                  f"{len(self._session.bone_map)} bones mapped")
             return {"RUNNING_MODAL"}
 
         def modal(self, context, event):
@@ -562,33 +606,18 @@ if bpy is not None:
                 return self._finish(context)
             if event.type != "TIMER":
                 return {"PASS_THROUGH"}
-            arm = bpy.data.objects.get(self._arm_name)
-            if arm is None:
-                self.report({"ERROR"}, "the armature was deleted; live link stopped")
+            try:
+                n = self._session.tick()
+            except LookupError as e:
+                self.report({"ERROR"}, f"{e}; live link stopped")
                 return self._finish(context)
-            frames = self._rx.poll()
-            if frames:
-                for fr in frames if self._rec is not None else frames[-1:]:
-                    apply_vmc_pose(arm, fr, self._map, root_motion=self.root_motion, alignment=self._align)
-                    apply_vmc_blend(arm, fr)
-                    if self._rec is not None:
-                        self._rec.add(arm, fr, self._map)
-                self._n += len(frames)
-                if context.area is not None:
-                    context.area.tag_redraw()
+            if n and context.area is not None:
+                context.area.tag_redraw()
             return {"PASS_THROUGH"}
 
         def _finish(self, context):
             context.window_manager.event_timer_remove(self._timer)
-            self._rx.close()
-            msg = f"live link stopped after {self._n} frames"
-            if self._rx.bad:
-                msg += f" ({self._rx.bad} packets were not valid OSC)"
-            arm = bpy.data.objects.get(self._arm_name)
-            if self._rec is not None and self._rec.frames and arm is not None:
-                act = self._rec.to_action(arm, "LiveLink", self._map)
-                msg += f"; recorded {len(self._rec.frames)} frames into action {act.name!r}"
-            self.report({"INFO"}, msg)
+            self.report({"INFO"}, self._session.finish())
             return {"FINISHED"}
 
     class UNDERSTUDY_OT_live_link_stop(bpy.types.Operator):  # noqa: N801
