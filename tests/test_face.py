@@ -152,6 +152,9 @@ def test_head_tilt_and_turn_on_real_clip(tmp_path):
         if ref == "camera":
             assert abs(upright[1]) < 12  # facing the camera: pitch near level
     assert f[1].meta["head_reference"].startswith("body")
+    # the face (about the nose bridge) sits 12-30 cm above her shoulder centre and near the midline
+    pos = f[1].head_position.mean(axis=0)
+    assert 0.12 < pos[1] < 0.30 and abs(pos[0]) < 0.08, pos
 
 
 # -- synthetic edits of real landmarks -----------------------------------------------
