@@ -471,11 +471,13 @@ def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], 
                     # a constant signal (a joint held at rest, a finger never seen) leaves a
                     # low-pass as it came in (gain 1 at 0 Hz): copied, not filtered
                     const = (rows == rows[:, :1]).all(axis=1)
+                    if const.all():
+                        for o in outs:
+                            o[where] = block
+                        continue
                     if const.any():
                         for o in outs:
                             o[s:e, cols[const]] = block[:, const]
-                        if const.all():
-                            continue
                         cols, rows = cols[~const], rows[~const]
                         where = (slice(s, e), cols)
                 for o, cache, (cutoff_hz, order) in zip(outs, caches, specs):

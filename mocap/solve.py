@@ -353,11 +353,13 @@ def _qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _qaxis(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Rotation by ``angle`` (...,) radians about unit ``axis`` ((3,) or (..., 3))."""
-    h = 0.5 * np.asarray(angle)[..., None]
-    axis = np.broadcast_to(axis, h.shape[:-1] + (3,))
-    out = np.empty(np.broadcast_shapes(h.shape[:-1] + (4,), axis.shape[:-1] + (4,)), order="F")
-    out[..., :1] = np.cos(h)
-    out[..., 1:] = axis * np.sin(h)
+    h = 0.5 * np.asarray(angle)
+    axis = np.asarray(axis)
+    out = np.empty(np.broadcast_shapes(h.shape, axis.shape[:-1]) + (4,), order="F")
+    out[..., 0] = np.cos(h)
+    s = np.sin(h)
+    for i in range(3):  # component by component: contiguous writes into the Fortran array
+        out[..., i + 1] = axis[..., i] * s
     return out
 
 
@@ -406,11 +408,12 @@ def _m2q(R: np.ndarray) -> np.ndarray:
         f = 0.25 / s
         a, b, c = m21 - m12, m02 - m20, m10 - m01  # 4w*(x, y, z)
         e, g, h = m01 + m10, m02 + m20, m12 + m21  # 4xy, 4xz, 4yz
+        af, bf, cf, ef, gf, hf = a * f, b * f, c * f, e * f, g * f, h * f
         q = np.empty(R.shape[:-2] + (4,), order="F")
-        q[..., 0] = np.choose(k, [s, a * f, b * f, c * f])
-        q[..., 1] = np.choose(k, [a * f, s, e * f, g * f])
-        q[..., 2] = np.choose(k, [b * f, e * f, s, h * f])
-        q[..., 3] = np.choose(k, [c * f, g * f, h * f, s])
+        q[..., 0] = np.choose(k, [s, af, bf, cf])
+        q[..., 1] = np.choose(k, [af, s, ef, gf])
+        q[..., 2] = np.choose(k, [bf, ef, s, hf])
+        q[..., 3] = np.choose(k, [cf, gf, hf, s])
     return _qpos(q)
 
 
@@ -450,12 +453,15 @@ def _limit_ball(q: np.ndarray, axis: np.ndarray, twist: tuple[float, float], swi
         bad = (tw < lo - 1e-9) | (tw > hi + 1e-9) | (sang > smax + 1e-9)
     if not np.any(bad):
         return q
-    tw_c = np.clip(tw, lo, hi)
-    sang_c = np.minimum(sang, smax)
+    # the clamped rotations, for the rows out of range only
+    tw_c = np.clip(tw[bad], lo, hi)
+    sang_c = np.minimum(sang[bad], smax)
+    sv_b = sv[bad]
     with np.errstate(invalid="ignore", divide="ignore"):
-        sax = np.where((sv > 1e-12)[..., None], sq[..., 1:] / sv[..., None], 0.0)
-    qc = _qmul(_qaxis(sax, sang_c), _qaxis(axis, tw_c))
-    return np.where(bad[..., None], qc, q)
+        sax = np.where((sv_b > 1e-12)[..., None], sq[bad][..., 1:] / sv_b[..., None], 0.0)
+    out = np.array(q, order="F")  # Fortran order, as the solver keeps its arrays
+    out[bad] = _qmul(_qaxis(sax, sang_c), _qaxis(axis, tw_c))
+    return out
 
 
 def _hold(q: np.ndarray, rest: np.ndarray = Q_IDENTITY) -> tuple[np.ndarray, int]:
@@ -469,7 +475,7 @@ def _hold(q: np.ndarray, rest: np.ndarray = Q_IDENTITY) -> tuple[np.ndarray, int
     idx = np.where(ok, np.arange(T), -1)
     np.maximum.accumulate(idx, out=idx)
     out = np.where((idx >= 0)[:, None], q[np.maximum(idx, 0)], rest)
-    return out, n_bad
+    return np.asfortranarray(out), n_bad
 
 
 def _hold_back(x: np.ndarray) -> np.ndarray:
@@ -489,22 +495,20 @@ def _continuous_stack(L: list[np.ndarray]) -> np.ndarray:
     """Per-joint local rotations ``(T, 4)`` -> ``(T, J, 4)``, signs flipped so that each
     joint's consecutive quaternions have a non-negative dot product.
 
-    Worked component-major, ``(J, 4, T)``: every step is a contiguous pass over frames,
-    and the layout changes once, at the end (stacking the Fortran-order columns into
-    ``(T, J, 4)`` directly is a slow strided copy)."""
-    T, J = L[0].shape[0], len(L)
-    C = np.empty((J, 4, T))
+    The sign changes are found on the per-joint (Fortran-order, component-contiguous)
+    arrays and applied to the stacked result in place: no other whole-take array."""
+    out = np.stack(L, axis=1)
+    if out.shape[0] < 2:
+        return out
     for j, q in enumerate(L):
-        C[j] = q.T
-    if T >= 2:
-        a, b = C[:, :, 1:], C[:, :, :-1]
+        a, b = q[1:], q[:-1]
         d = a[:, 0] * b[:, 0]
         for c in (1, 2, 3):
             d += a[:, c] * b[:, c]
-        flip = np.logical_xor.accumulate(d < 0, axis=1)  # an odd number of sign changes so far
+        flip = np.logical_xor.accumulate(d < 0)  # an odd number of sign changes so far
         if flip.any():
-            np.negative(a, out=a, where=flip[:, None, :])
-    return np.ascontiguousarray(C.transpose(2, 0, 1))
+            np.negative(out[1:, j], out=out[1:, j], where=flip[:, None])
+    return out
 
 
 def _rodrigues(v: np.ndarray, k: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -563,6 +567,8 @@ class _MarkerView:
         pts = np.array(markers.points, dtype=float)
         pts[~(markers.confidence > 0)] = np.nan
         self.points = pts
+        # marker-major (N, 3, T): each marker's track is then a Fortran-order (T, 3) view
+        self._tracks = np.ascontiguousarray(pts.transpose(1, 2, 0))
         self.index = {n: i for i, n in enumerate(markers.names)}
         self.nan = np.full((self.T, 3), np.nan)
         self.nan.setflags(write=False)
@@ -583,7 +589,7 @@ class _MarkerView:
         i = self.index.get(name)
         if i is not None:
             self.used.add(name)
-            got = np.asfortranarray(self.points[:, i])
+            got = self._tracks[i].T
         elif name == "pose.mid_hip":
             got = 0.5 * (self("pose.left_hip") + self("pose.right_hip"))
         elif name == "pose.mid_shoulder":
