@@ -52,8 +52,8 @@ def bare(source: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     return np.concatenate(Vs), np.concatenate(Fs), {c: P[rig.skeleton.index(r)] for r, c in names.items()}
 
 
-CASES = [("chen", False), ("chen", True), ("dara", False), ("mh_male_casual_cmu31.glb", False),
-         ("mh_male_casual_cmu31.glb", True), ("mh_male_dark_game53.glb", False),
+# (the turned variants cover the upright ones: the normalisation is checked against the turn)
+CASES = [("chen", True), ("dara", False), ("mh_male_casual_cmu31.glb", True), ("mh_male_dark_game53.glb", False),
          ("CesiumMan_blender_reexport.glb", True)]
 
 
