@@ -845,9 +845,14 @@ def take_face_features(take) -> tuple[dict[str, np.ndarray], np.ndarray, tuple]:
     F = np.asarray(take.face_image, dtype=float)
     valid = np.asarray(take.present["face"], bool) & np.isfinite(F[:, :478]).all(axis=(1, 2))
     if not valid.any():
-        if take.present["face"].any():
+        seen = np.asarray(take.present["face"], bool)
+        if seen.any() and np.isfinite(F[seen][:, :468]).all():
             raise SolveError("the take's face has no iris points (tracked with --no-iris): track it again "
                              "with iris to solve the face")
+        if seen.any():
+            n = int(np.isfinite(F[seen]).all(axis=-1).sum(axis=1).max())
+            raise SolveError(f"the take's face has only {n} of the 478 points (a synthetic take?): the face "
+                             "needs the full mesh with iris from `understudy track`")
         raise SolveError("the take has no frame with a face: nothing to solve")
     P = face_points(F)
     clear = valid & ~hand_occlusion(take)
