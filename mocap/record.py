@@ -61,6 +61,7 @@ __all__ = [
     "LatestFrame",
     "LiveTracker",
     "LivePose",
+    "LiveFace",
     "TakeRecorder",
     "Recorder",
     "next_take_dir",
@@ -383,6 +384,55 @@ class LivePose:
         return motion.rotations[-1], motion.root_positions[-1], np.asarray(motion.skeleton.offsets)
 
 
+class LiveFace:
+    """ARKit-52 curves for each frame from the face landmarks, causally, with the
+    geometric solver of :mod:`mocap.face`: the first ``calib_s`` seconds with a face
+    give the template of the rigid points and the neutral face (the performer should
+    rest their face then, looking at the camera); after that each frame is fitted onto
+    the template, measured against the neutral, and One Euro filtered.
+
+    ``push(t, lm)`` returns ``(52,)`` values 0..1 (columns :data:`mocap.face.ARKIT_SHAPES`)
+    or None (no face, or still calibrating). ``calibrated`` says whether it is ready.
+    """
+
+    def __init__(self, *, calib_s: float = 2.0, min_frames: int = 10, neutral_share: float = 0.5) -> None:
+        from .filters import OneEuroFilter
+
+        self.calib_s = calib_s
+        self.min_frames = min_frames
+        self.neutral_share = neutral_share
+        self._calib: list[np.ndarray] = []
+        self._t_first: float | None = None
+        self._template = None
+        self._neutral = None
+        self._filter = OneEuroFilter(min_cutoff=1.5, beta=2.0, d_cutoff=1.0)
+
+    @property
+    def calibrated(self) -> bool:
+        return self._template is not None
+
+    def push(self, t: float, lm: dict[str, Any]) -> np.ndarray | None:
+        from .face import coefficients, face_features, face_points, find_neutral, rigid_fit
+
+        if not lm["present"]["face"]:
+            return None
+        P = face_points(np.asarray(lm["face_image"], dtype=float)[None])
+        if self._template is None:
+            if self._t_first is None:
+                self._t_first = t
+            self._calib.append(P[0])
+            if t - self._t_first >= self.calib_s and len(self._calib) >= self.min_frames:
+                Pc = np.stack(self._calib)
+                valid = np.ones(len(Pc), bool)
+                C, _, _, _, self._template = rigid_fit(Pc, valid)
+                self._neutral = find_neutral(face_features(C), valid, share=self.neutral_share)
+                self._calib = []
+            return None
+        C = rigid_fit(P, np.array([True]), self._template)[0]
+        curves, _ = coefficients(face_features(C), self._neutral)
+        return np.clip(self._filter(curves[0], t), 0.0, 1.0)
+
+
 # -- safe writing -----------------------------------------------------------------------
 
 
@@ -530,7 +580,7 @@ class TakeRecorder:
         self._log({"event": "segment", "file": f"video/seg_{seg:06d}.mkv", "frames": frames})
 
     def add(self, cap: Captured, lm: dict[str, Any], *, latency_s: float,
-            pose: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+            pose: tuple[np.ndarray, np.ndarray, np.ndarray] | None, face: np.ndarray | None = None) -> None:
         b = self._buf
         b["timestamps"].append(cap.t)
         b["frame_index"].append(cap.index)
@@ -549,6 +599,7 @@ class TakeRecorder:
         root = pose[1] if pose is not None else np.full(3, np.nan)
         b["live_rotations"].append(np.asarray(rot, np.float32))
         b["live_root"].append(np.asarray(root, np.float32))
+        b["live_face"].append(np.asarray(face if face is not None else np.full(52, np.nan), np.float32))
         self.frames += 1
         if self.frames > 1:
             self.dropped += cap.dropped
@@ -668,7 +719,7 @@ def _install(folder: Path, *, notes: list[str], complete: bool) -> Take:
         shutil.rmtree(tmp)
     save_take(take, tmp)
     live = {k: arrays[k] for k in ("latency_ms", "capture_s", "dropped_before", "live_rotations", "live_root",
-                                   "wait_ms", "track_ms", "solve_ms") if k in arrays}
+                                   "wait_ms", "track_ms", "solve_ms", "live_face") if k in arrays}
     _fsync_write(folder / "live.npz", lambda f: np.savez(f, **live))
     os.replace(tmp / "landmarks.npz", folder / "landmarks.npz")
     os.replace(tmp / "take.json", folder / "take.json")  # last: its presence marks a finished take
@@ -754,6 +805,7 @@ class RecordOptions:
     solve: bool = True
     pipeline: bool = True
     loop: bool = False
+    face: bool = True
 
     def check(self) -> None:
         if self.countdown_s is not None and self.countdown_s < 0:
@@ -983,8 +1035,14 @@ class Recorder:
                     else "; keys: space start/stop, d discard, q quit"))
         if o.autostart:
             self.commands.append("start")
+        face = None
+        face_names: tuple[str, ...] = ()
+        if o.solve and o.face:
+            from .face import ARKIT_SHAPES
+
+            face, face_names = LiveFace(), ARKIT_SHAPES
         ctx = {"info": info, "tracker_meta": tracker_meta, "solver": solver, "vmc": vmc, "stats": stats,
-               "cap": cap, "last_status": 0.0}
+               "cap": cap, "last_status": 0.0, "face": face, "face_names": face_names}
         sink = _Sink(self, ctx) if o.pipeline else None
         try:
             while not self._quit:
@@ -1050,6 +1108,7 @@ class Recorder:
         solver, vmc, stats = ctx["solver"], ctx["vmc"], ctx["stats"]
         solve_start = time.monotonic()
         pose = solver.push(item.t, lm) if (solver is not None and solve) else None
+        face = ctx["face"].push(item.t, lm) if (ctx["face"] is not None and solve) else None
         done = time.monotonic()
         item.solve_ms = 1000.0 * (done - solve_start) if pose is not None else np.nan
         latency = done - item.wall
@@ -1058,12 +1117,13 @@ class Recorder:
         stats.latency.append(latency)
         stats.walls.append(done)
         if vmc is not None and pose is not None:
-            vmc.send_pose(solver.joint_names, pose[0], pose[1], offsets=pose[2], t=item.t)
+            blend = dict(zip(ctx["face_names"], (float(v) for v in face))) if face is not None else None
+            vmc.send_pose(solver.joint_names, pose[0], pose[1], offsets=pose[2], t=item.t, blendshapes=blend)
         with self._lock:
             if self.countdown_until is not None and done >= self.countdown_until:
                 self._begin(ctx["info"], ctx["tracker_meta"])
             if self.rec is not None:
-                self.rec.add(item, lm, latency_s=latency, pose=pose)
+                self.rec.add(item, lm, latency_s=latency, pose=pose, face=face)
         if self.o.headless and done - ctx["last_status"] >= self.o.status_every_s:
             ctx["last_status"] = done
             self._status(stats, ctx["cap"])

@@ -361,3 +361,65 @@ def test_signals_toggle_and_stop_and_save(tmp_path):
         take = load_take(tmp_path / "out" / name)
         assert take.complete and len(take) >= 3
         assert not (tmp_path / "out" / name / "video").exists()  # --no-video
+
+
+def test_live_face_curves_follow_the_jaw_and_match_the_offline_face_solver(tmp_path, monkeypatch):
+    """A face close-up opening and closing the jaw, recorded live: after the 2 s
+    calibration the live jawOpen rises and falls with the mouth and agrees with the
+    offline face solver run on the same take; the curves went out over VMC."""
+    from mocap import record
+    from mocap.face import ARKIT_SHAPES, solve_face
+
+    clip = shared_file("footage/liveportrait_d18_face_closeup_jawopen.mp4")  # 480x480, 30 fps, 7.2 s
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.05)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                got.append(rx.recv(65536))
+            except TimeoutError:
+                continue
+
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
+    opts = record.RecordOptions(camera=str(clip), out=str(tmp_path / "out"), resolution=(240, 240), headless=True,
+                                autostart=True, video=False, vmc=("127.0.0.1", rx.getsockname()[1]))
+    rec = record.Recorder(opts, out=lambda s: None)
+    try:
+        assert rec.run() == 0
+    finally:
+        stop.set()
+        th.join(2)
+        rx.close()
+    d = rec.saved[0]
+    take = load_take(d)
+    live = np.load(d / "live.npz", allow_pickle=False)
+    f = live["live_face"]
+    ok = np.isfinite(f[:, 0])
+    assert ok.sum() >= 10 and not ok[0]  # none during the calibration
+    assert np.all((f[ok] >= 0) & (f[ok] <= 1))
+    jaw = f[ok, ARKIT_SHAPES.index("jawOpen")]
+    assert jaw.max() > 0.3 and jaw.min() < 0.05
+    offline = solve_face(take).curves[:, ARKIT_SHAPES.index("jawOpen")]
+    r = np.corrcoef(jaw, offline[ok])[0, 1]
+    print(f"live vs offline jawOpen over {ok.sum()} frames: r = {r:.2f}")
+    assert r > 0.8
+    # the same values went out as /VMC/Ext/Blend/Val, 52 ARKit names per frame
+    blends: dict[float, dict] = {}
+    cur = None
+    for b in got:
+        for m in osc.iter_messages(osc.decode(b)):
+            if m.address == "/VMC/Ext/OK":
+                cur = vmc.VmcPose()
+            vmc.read_pose([m], into=cur)
+            if m.address == "/VMC/Ext/Blend/Apply" and cur.blend:
+                blends[round(cur.time, 4)] = cur.blend
+    assert blends and all(set(v) == set(ARKIT_SHAPES) for v in blends.values())
+    k = int(np.flatnonzero(ok)[-1])
+    sent = blends[round(float(np.float32(take.timestamps[k])), 4)]
+    assert sent["jawOpen"] == pytest.approx(float(f[k, ARKIT_SHAPES.index("jawOpen")]), abs=1e-6)

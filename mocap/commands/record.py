@@ -28,7 +28,7 @@ def cmd_record(args) -> int:
         headless=args.headless, vmc=parse_hostport(args.vmc) if args.vmc is not None else None,
         countdown_s=args.countdown, autostart=args.autostart, model_complexity=args.model_complexity,
         refine_face=not args.no_iris, video=not args.no_video, solve=not args.no_solve, loop=args.loop,
-        pipeline=not args.sequential)
+        pipeline=not args.sequential, face=not args.no_face)
     code, _ = run_record(opts)
     return code
 
@@ -78,6 +78,9 @@ def register(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="do not store the raw video segments")
     p.add_argument("--no-solve", action="store_true",
                    help="track only: no live skeleton solve (and so nothing to stream over VMC)")
+    p.add_argument("--no-face", action="store_true",
+                   help="no live ARKit face curves (they need the face at rest for the first 2 s; "
+                        "sent over VMC as /VMC/Ext/Blend/Val)")
     p.add_argument("--sequential", action="store_true",
                    help="solve in the tracking thread instead of overlapping it with the next frame's "
                         "tracking (slower; for comparison)")
