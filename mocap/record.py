@@ -6,13 +6,15 @@ The loop
 A capture thread reads the source and keeps only the **latest** frame: when tracking
 falls behind, older frames are dropped, as a real camera drops them (a video file given
 as ``--camera FILE`` is played at its own frame rate, the same way). Dropped frames are
-counted. The main thread tracks each frame it gets with MediaPipe Holistic (video mode),
-lifts it (:func:`mocap.root.lift_take` on the one frame, re-expressed in the world frame
-fixed by the first frame with a body), cleans it causally
+counted. The main thread tracks each frame it gets with MediaPipe Holistic (video mode)
+and hands it to the solve thread (:class:`_Sink`; MediaPipe releases the GIL, so the two
+overlap), which lifts it (:func:`mocap.root.lift_take` on the one frame, re-expressed in
+the world frame fixed by the first frame with a body), cleans it causally
 (:class:`mocap.cleanup.LiveCleaner`: swap chain, spike gate, hold, One Euro, bone
-lengths) and solves it (:func:`mocap.solve.solve_motion`, bone lengths frozen after the
-first ``calib_s`` seconds). ``latency`` is the time from the frame's capture to its
-solved pose.
+lengths), solves it (:class:`LivePose`: :func:`mocap.solve.solve_motion`, bone lengths
+frozen after the first ``calib_s`` seconds), turns the face into ARKit curves
+(:class:`LiveFace`), streams the result over VMC (:mod:`mocap.vmc`) and records it.
+``latency`` is the time from the frame's capture to its solved pose.
 
 Takes on disk, safe against crashes
 -----------------------------------
@@ -27,7 +29,8 @@ existing folder is never reused). While recording it holds::
 
 On stop the chunks become a regular take (``take.json`` + ``landmarks.npz``, the
 :mod:`mocap.take` format, ``take.json`` written last) plus ``live.npz`` (per-frame
-capture-to-pose latency, dropped frames, the live-solved pose) and the ``video/``
+capture-to-pose latency and its parts, dropped frames, the live-solved pose and face
+curves) and the ``video/``
 segments. A take folder without ``take.json`` is an interrupted one: the process was
 killed, the machine went down. :func:`recover_take` (``understudy recover``) turns it
 into a valid take from the chunks on disk, losing at most the frames of the last
