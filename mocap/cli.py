@@ -184,6 +184,14 @@ def cmd_demo(args) -> int:
     stage(2, f"solve {len(take)} frames -> {take_dir / 'motion.npz'}")
     res = solve_take(take)
     save_motion(res.motion, take_dir / "motion.npz", contacts=res.contacts)
+    if take.present["face"].any():
+        from .errors import SolveError
+        from .face import FaceOptions, save_face, solve_face
+
+        try:
+            save_face(solve_face(take, FaceOptions()), take_dir / "face.npz")
+        except SolveError as e:  # the body is solved; the face is optional for the demo
+            print(f"note: face not solved: {e}")
     stage(3, f"retarget onto the generated character {args.character!r} and render with Blender "
              f"({args.engine}) in place of the performer -> {shot}")
     opts = RenderOptions(engine=args.engine, samples=args.samples, resolution=args.resolution)

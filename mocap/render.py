@@ -370,6 +370,18 @@ def place_on_performer(target_motion, source_motion):
                   local_offsets=target_motion.local_offsets, meta=target_motion.meta)
 
 
+def _add_face(glb: Path, take_dir: Path, start_s: float) -> str:
+    """The take's face curves onto the character's morph targets in ``glb``; one note."""
+    from .face import load_face
+    from .face_map import add_face_to_glb
+
+    try:
+        r = add_face_to_glb(glb, load_face(take_dir / "face.npz"), start_s=start_s)
+    except UsageError as e:  # a character without face shapes: the body still plays
+        return f"face not animated: {e}"
+    return f"face: {len(r['targets'])} shape key(s) animated from {take_dir / 'face.npz'}"
+
+
 def _foot_points(rig, motion) -> tuple[np.ndarray, np.ndarray]:
     """World positions of the character's foot points ``(T, F, 3)`` and hips ``(T, 3)``."""
     P, _ = motion.fk()
@@ -548,7 +560,8 @@ class ShotResult:
 def render_take(take_dir: str | os.PathLike, character: str, output: str | os.PathLike, *,
                 options: RenderOptions | None = None, frames: str | None = None, replace: bool = False,
                 side_by_side: str | os.PathLike | None = None, passes_dir: str | os.PathLike | None = None,
-                keep_frames: str | os.PathLike | None = None, progress: bool = True) -> ShotResult:
+                keep_frames: str | os.PathLike | None = None, face: bool = True,
+                progress: bool = True) -> ShotResult:
     """Render the solved take ``take_dir`` performed by ``character`` (a file or a preset
     name) into the MP4 ``output``; see the module docstring for the steps.
 
@@ -557,6 +570,8 @@ def render_take(take_dir: str | os.PathLike, character: str, output: str | os.Pa
     and writes ``side_by_side`` (default ``<output>_side_by_side.mp4``). With
     ``options.passes`` the passes go to ``passes_dir`` (default ``<output>_passes/``).
     ``keep_frames``: also keep the raw RGBA renders (and EXRs) in that folder.
+    ``face``: animate the character's ARKit shape keys from the take's ``face.npz``
+    (written by ``understudy solve``) when both exist.
     """
     from retarget.retarget import retarget
     from retarget.rig import export_glb
@@ -596,6 +611,8 @@ def render_take(take_dir: str | os.PathLike, character: str, output: str | os.Pa
         notes += res.notes
         moved = place_on_performer(res.motion, sl)
         glb = export_glb(rig, moved, work / "shot.glb")
+        if face and (Path(take_dir) / "face.npz").is_file():
+            notes.append(_add_face(glb, Path(take_dir), float(sl.timestamps[0])))
         frames_dir = Path(keep_frames) if keep_frames else work / "frames"
         rendered = render_frames(glb, motion.fps, b - a, camera, opts, frames_dir, progress=progress)
         feet, hips = _foot_points(rig, moved)

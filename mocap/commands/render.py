@@ -39,7 +39,7 @@ def cmd_render(args) -> int:
     print(f"rendered {r.frames} frames at {r.resolution[0]}x{r.resolution[1]} with {args.engine} "
           f"({r.seconds_per_frame:.2f} s per frame in Blender, {r.chunks} worker process(es)); {r.character}")
     for n in r.notes:
-        if n.startswith("root path") or "inpainted" in n:
+        if n.startswith(("root path", "face")) or "inpainted" in n:
             print(f"note: {n}")
     print(f"shot: {r.shot}")
     if r.side_by_side:
