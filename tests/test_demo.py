@@ -66,3 +66,38 @@ def test_demo_end_to_end(tmp_path, capsys):
     diff = np.abs(sbs[k, :, :W].astype(int) - sbs[k, :, W:].astype(int)).mean(axis=-1)
     assert diff[mask].mean() > 20, diff[mask].mean()
     assert diff[~near].mean() < 6, diff[~near].mean()
+
+
+def test_webcam_recording_stops_on_ctrl_c(tmp_path, monkeypatch):
+    """--webcam records until Ctrl-C and keeps what was recorded (then the demo runs on
+    the file); a camera that gives nothing is an error, not an empty video."""
+    import mocap.sources
+    from mocap.cli import _record_webcam
+    from mocap.errors import UsageError
+    from mocap.sources import Frame
+
+    class FakeCamera:
+        def __init__(self, n):
+            self.n = n
+            self.info = type("Info", (), {"nominal_fps": 25.0})()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def __iter__(self):
+            for i in range(self.n):
+                yield Frame(t=i / 25.0, rgb=np.full((48, 64, 3), 10 * i, np.uint8), index=i)
+            raise KeyboardInterrupt  # the user presses Ctrl-C
+
+    monkeypatch.setattr(mocap.sources, "open_source", lambda spec, fps=None: FakeCamera(5))
+    path = _record_webcam(0, tmp_path / "webcam.mp4", None)
+    v = _video(path)
+    assert v.shape == (5, 48, 64, 3)
+    assert abs(int(v[3].mean()) - 30) <= 3
+    monkeypatch.setattr(mocap.sources, "open_source", lambda spec, fps=None: FakeCamera(0))
+    with pytest.raises(UsageError, match="no frame"):
+        _record_webcam(0, tmp_path / "none.mp4", None)
+    assert not (tmp_path / "none.mp4").exists()
