@@ -1580,12 +1580,36 @@ def _canonical_motion(src, frame_step: int):
     return solve_motion(synth_markers(m, mapping=synth_mapping(m)))
 
 
+def _rest_is_canonical_pose(sk, max_deg: float = 10.0) -> bool:
+    """Whether every limb bone of ``sk`` (canonical names) points the way the canonical
+    T-pose's does, within ``max_deg``."""
+    from mocap.skeleton import canonical_skeleton
+
+    canon = canonical_skeleton()
+    P, Pc = sk.rest_positions(), canon.rest_positions()
+    for side in ("left", "right"):
+        for a, b in (("UpperArm", "LowerArm"), ("LowerArm", "Hand"), ("UpperLeg", "LowerLeg"), ("LowerLeg", "Foot")):
+            u = P[sk.index(side + b)] - P[sk.index(side + a)]
+            v = Pc[canon.index(side + b)] - Pc[canon.index(side + a)]
+            c = float(u @ v) / max(float(np.linalg.norm(u) * np.linalg.norm(v)), 1e-12)
+            if c < np.cos(np.radians(max_deg)):
+                return False
+    return True
+
+
 def _on_rig(rig, motion):
-    """The canonical ``motion`` on the rig's skeleton (same joint names, a T-pose rest
-    like the canonical one), the root track scaled by the ratio of hip heights."""
+    """The canonical ``motion`` on the rig's skeleton (same joint names). A rig resting in
+    the canonical T-pose takes the rotations as they are, the root track scaled by the
+    ratio of hip heights; another rest (an A-pose, e.g. from :mod:`retarget.autorig`) goes
+    through :func:`retarget.retarget.retarget` (world-space rest alignment; no foot IK),
+    so the posed bones point where the motion's do."""
     from mocap.motion import Motion
 
     sk = rig.skeleton
+    if not _rest_is_canonical_pose(sk):
+        from .retarget import retarget
+
+        return retarget(motion, rig, foot_ik=False).motion
     src = motion.skeleton
     idx = [src.index(n) for n in sk.names]
     k = sk.rest_positions()[0, 1] / max(src.rest_positions()[0, 1], 1e-9)
