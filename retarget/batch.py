@@ -128,13 +128,18 @@ SCHEMA_VERSION = 1
 class RetargetOptions:
     """What to retarget and how. ``fps``: resample the source first (None keeps its
     rate); ``frames``: ``(start, stop)`` frame indices after resampling, 0-based, stop
-    excluded, either may be None; the IK switches go to the retargeter."""
+    excluded, either may be None; the IK switches go to the retargeter. ``face``: when
+    the source is a take folder with a solved ``face.npz`` and an output is a GLB, animate
+    the character's shape keys with it (issue 6; :func:`mocap.face_map.add_face_to_glb`);
+    ``face_map``: a face-map TOML for shape keys the ARKit names and aliases miss."""
 
     foot_ik: bool = True
     hand_ik: bool = False
     fingers: bool = True
     fps: float | None = None
     frames: tuple[int | None, int | None] | None = None
+    face: bool = False
+    face_map: str | None = None
 
 
 @dataclass
@@ -315,6 +320,9 @@ def retarget_files(
         else:
             export_fbx(rig, out_motion, o)
         written.append(o)
+    notes = [str(n) for n in res.notes]
+    if opts.face and src_path.is_dir() and (src_path / "face.npz").is_file():
+        notes += _add_face(src_path, [o for o, k in zip(written, kinds) if k == "glb"], motion, opts.face_map)
     map_used = {str(c): (str(s), str(g)) for c, (s, g) in dict(res.map_used).items() if s and g}
     saved = None
     if map_out is not None and tmap.source is not None and Path(map_out).resolve() == Path(tmap.source).resolve():
@@ -340,7 +348,29 @@ def retarget_files(
     timings.update({f"retarget.{k}": float(v) for k, v in res.timings.items()})
     return RetargetFilesResult(outputs=written, map_path=saved, map_used=map_used, source_map=smap.name,
                                target_map=tmap.name, n_frames=out_motion.n_frames, fps=out_motion.fps,
-                               notes=[str(n) for n in res.notes], timings=timings)
+                               notes=notes, timings=timings)
+
+
+def _add_face(take: Path, glbs: Sequence[Path], motion, face_map: str | None) -> list[str]:
+    """The take's face curves as morph-target weights in each GLB written; one note each.
+    Without a face map a character with no matching shape keys gets a note, not an error
+    (the body is what was asked for); with one, a mismatch is the user's error."""
+    from mocap.face import load_face
+    from mocap.face_map import add_face_to_glb
+
+    face = load_face(take)
+    notes = []
+    for g in glbs:
+        try:
+            r = add_face_to_glb(g, face, start_s=float(motion.timestamps[0]), face_map=face_map)
+        except UsageError as e:
+            if face_map:
+                raise
+            notes.append(f"face not added to {g.name}: {e}")
+            continue
+        notes.append(f"face: {len(r['targets'])} morph target(s) animated on {r['nodes']} mesh node(s) "
+                     f"of {g.name}")
+    return notes
 
 
 # -- the manifest -------------------------------------------------------------------------
@@ -643,7 +673,8 @@ def plan_jobs(manifest: Manifest) -> list[Job]:
     jobs = []
     for take, char, var in itertools.product(manifest.takes, manifest.characters, manifest.variants):
         name = f"{take.name}__{char.name}{var.label}"
-        opts = RetargetOptions(foot_ik=var.foot_ik, hand_ik=var.hand_ik, fps=var.fps, frames=take.frames)
+        opts = RetargetOptions(foot_ik=var.foot_ik, hand_ik=var.hand_ik, fps=var.fps, frames=take.frames,
+                               face=True)
         jobs.append(Job(name=name, take=str(take.path), character=str(char.path),
                         outputs=tuple(str(out / f"{name}.{f}") for f in manifest.formats),
                         map_out=str(out / f"{name}.map.toml"), options=opts, source_map=take.source_map,

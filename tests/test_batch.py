@@ -273,3 +273,45 @@ def test_batch_and_fbx_modules_import_without_blender_dask_or_tqdm():
             "print(sorted(m for m in ('bpy', 'dask', 'distributed', 'tqdm', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_take_with_a_solved_face_animates_the_characters_shape_keys(tmp_path):
+    """A take folder with motion.npz and face.npz: the batch's GLB carries the face as
+    morph-target weights, sampled at the body's keyframe times (issue 6 in batch)."""
+    from mocap.face import ARKIT_SHAPES, FaceTrack, save_face
+    from mocap.motion_io import save_motion
+    from retarget.character import generate_character, save_character
+
+    take = tmp_path / "talk"
+    take.mkdir()
+    walk = load_bvh(shared_file("mocap/cmu_131_01_walk.bvh")).resample(30.0).slice(0, FRAMES)
+    save_motion(walk, take / "motion.npz")
+    T = FRAMES
+    ts = walk.timestamps.copy()
+    curves = np.zeros((T, 52))
+    jaw = ARKIT_SHAPES.index("jawOpen")
+    curves[:, jaw] = np.linspace(0.0, 1.0, T)  # the mouth opens over the take
+    save_face(FaceTrack(curves=curves, head_rotation=np.tile([1.0, 0, 0, 0], (T, 1)),
+                        head_position=np.zeros((T, 3)), eye_angles=np.zeros((T, 4)), timestamps=ts,
+                        present=np.ones(T, bool), fps=30.0), take / "face.npz")
+    save_character(generate_character(preset="chen"), tmp_path / "chen.glb")
+    m = tmp_path / "talk.toml"
+    m.write_text('schema = "understudy.batch"\nschema_version = 1\noutput_dir = "out"\n'
+                 '[[take]]\npath = "talk"\n[[character]]\npath = "chen.glb"\n'
+                 '[settings]\nformats = ["glb"]\n')
+    r = ok(understudy("batch", m, "--workers", "1"))
+    assert "1 jobs: 1 ok" in r.stdout or "1 job: 1 ok" in r.stdout, r.stdout
+    out = tmp_path / "out" / "talk__chen.glb"
+    validate_glb(out)
+    doc = load_gltf(out)
+    anim = doc.animations[-1]
+    weights = [c for c in anim.channels if c.path == "weights"]
+    assert len(weights) == 1
+    node = doc.nodes[weights[0].node]
+    names = doc.meshes[node.mesh].target_names
+    w = anim.samplers[weights[0].sampler].output.reshape(T, len(names))
+    k = names.index("jawOpen")
+    assert w[0, k] == pytest.approx(0.0, abs=1e-6) and w[-1, k] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(np.diff(w[:, k]) > 0)  # the ramp, frame by frame
+    others = [i for i, n in enumerate(names) if n != "jawOpen"]
+    assert np.abs(w[:, others]).max() < 1e-6
