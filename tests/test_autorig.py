@@ -152,3 +152,22 @@ def test_errors_name_the_problem():
         AR.autorig(*AR.load_mesh(robot))
     with pytest.raises(FileFormatError, match="supported"):
         AR.load_mesh("mesh.stl")
+
+
+def test_an_auto_rigged_a_pose_character_keeps_its_arms_out_of_the_torso(tmp_path):
+    """MakeHuman in an A-pose, auto-rigged, posed through the walk (rest alignment of the
+    A-pose onto the motion's T-pose rest, :func:`retarget.character._on_rig`): nothing
+    explodes, the forearms stay out of the torso, the elbows bend without collapsing.
+    (Its surface is open and layered, clothes over a body with the covered parts cut
+    away, so the closed-mesh volume figures do not apply to it.)"""
+    V, F, _ = bare("mh_male_casual_cmu31.glb")
+    res = AR.autorig(V, F)
+    assert all(20 < a < 70 for a in res.info["measurements"]["arm_elevation_deg"].values())  # an A-pose
+    out = AR.save_autorig(res, tmp_path / "mh.glb")
+    walk = shared_file("mocap/cmu_131_01_walk.bvh")
+    r = C.character_check(out, motions=[walk], frame_step=16)
+    w = r["motions"]["cmu_131_01_walk"]
+    assert w["max_offset_ratio"] < 0.75
+    assert w["arm_in_torso_share"] < 0.02
+    for h in ("left_elbow", "right_elbow"):
+        assert w[h]["max_flexion_deg"] > 45 and w[h]["volume_change"] > -0.40, (h, w[h])
