@@ -112,6 +112,7 @@ def test_passes_layout_and_content(solved_take, shot):
 
     r, out = shot
     pdir = r.passes_dir
+    take = load_take(solved_take)
     meta = json.loads((pdir / "passes.json").read_text())
     assert meta["frames"] == 12 and (meta["width"], meta["height"]) == (W, H)
     for name, shape, dtype in (("pose", (H, W, 3), np.uint8), ("normal", (H, W, 3), np.uint8),
@@ -121,14 +122,19 @@ def test_passes_layout_and_content(solved_take, shot):
         assert [f.name for f in files] == [f"{i:06d}.png" for i in range(12)], name
         img = cv2.imread(str(files[5]), cv2.IMREAD_UNCHANGED)
         assert img.shape == shape and img.dtype == dtype, name
-    take = load_take(solved_take)
     k = 5
     mask = cv2.imread(str(pdir / "mask" / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED) > 0
     alpha = cv2.imread(str(out / "raw" / f"frame_{k:06d}.png"), cv2.IMREAD_UNCHANGED)[..., 3] >= 128
     assert np.array_equal(mask, alpha)
     depth_mm = cv2.imread(str(pdir / "depth_mm" / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
     assert np.all(depth_mm[~mask] == 0) and np.all(depth_mm[mask] > 0)
-    assert 1000 < np.median(depth_mm[mask]) < 15000  # the character is metres away, in mm
+    # the character stands where the performer's solved hips are: depth along the camera axis
+    from mocap.motion_io import load_motion
+    from mocap.render import camera_from_take
+
+    motion, _ = load_motion(solved_take / "motion.npz")
+    hips_depth_mm = -1000 * camera_from_take(take, motion).to_camera(motion.root_positions[k])[2]
+    assert abs(np.median(depth_mm[mask]) - hips_depth_mm) < 250, (np.median(depth_mm[mask]), hips_depth_mm)
     depth = cv2.imread(str(pdir / "depth" / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
     assert depth[~mask].max() == 0 and depth[mask].mean() > 20
     normal = cv2.cvtColor(cv2.imread(str(pdir / "normal" / f"{k:06d}.png")), cv2.COLOR_BGR2RGB)
