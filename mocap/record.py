@@ -306,9 +306,11 @@ class LivePose:
     """Landmarks of one frame -> a solved pose on the canonical skeleton, causally.
 
     ``push(t, lm)`` returns ``(rotations (52, 4) wxyz local, root (3,) m, offsets (52, 3))``
-    or None while no body has been seen. The world frame (floor, up, heading) is fixed by
-    the first frame with a body; bone lengths are the per-frame fit during the first
-    ``calib_s`` seconds, then the median of those, frozen.
+    or None while no body has been seen. The world frame (floor, up, heading) is the first
+    body frame's until ``calib_s`` seconds of body frames have been seen, then the one
+    :func:`mocap.root.lift_take` finds over all of them (floor and up from many frames),
+    fixed from then on (the cleanup restarts at that switch). Bone lengths are the
+    per-frame fit during the first ``calib_s`` seconds, then the median of those, frozen.
     """
 
     WINDOW = 3
@@ -320,6 +322,9 @@ class LivePose:
         self.calib_s = float(calib_s)
         self.limits = limits
         self._T0: np.ndarray | None = None
+        self._world_fixed = False
+        self._world_buf: list[Take] = []
+        self._t_body: float | None = None
         self._cleaner_cls = LiveCleaner
         self._cleaner = None
         self._lengths: dict[str, float] | None = None
@@ -328,6 +333,26 @@ class LivePose:
         self.joint_names: tuple[str, ...] | None = None
         self._window: collections.deque = collections.deque(maxlen=self.WINDOW)
         self.timings: dict[str, float] = collections.defaultdict(float)
+
+    def _fix_world(self) -> None:
+        """The world frame from every body frame seen so far, fixed from now on."""
+        from .errors import SolveError
+        from .root import lift_take
+
+        buf, self._world_buf = self._world_buf, []
+        self._world_fixed = True
+        calib = Take(
+            timestamps=np.concatenate([o.timestamps for o in buf]), frame_index=np.arange(len(buf)),
+            **{k: np.concatenate([getattr(o, k) for o in buf]) for k in _LM_ARRAYS},
+            present={p: np.concatenate([o.present[p] for o in buf]) for p in PART_SIZES},
+            source=self.source)
+        try:
+            _, info = lift_take(calib)
+        except SolveError:
+            return  # keep the first frame's world
+        self._T0 = np.asarray(info["T_world_from_camera"], float)
+        self._cleaner = None  # the points jump to the new frame: restart the filters
+        self._window.clear()
 
     def push(self, t: float, lm: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         from .errors import SolveError
@@ -350,6 +375,11 @@ class LivePose:
         T_i = np.asarray(info["T_world_from_camera"], float)
         if self._T0 is None:
             self._T0 = T_i
+            self._t_body = t
+        if not self._world_fixed:
+            self._world_buf.append(one)
+            if t - self._t_body >= self.calib_s and len(self._world_buf) >= 5:
+                self._fix_world()
         # this frame's world -> camera -> the fixed world (rigid: the inverse is R^T, -R^T t)
         R_i, t_i = T_i[:3, :3], T_i[:3, 3]
         R = self._T0[:3, :3] @ R_i.T
