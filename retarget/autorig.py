@@ -51,8 +51,10 @@ Errors are :class:`~mocap.errors.RigError` with the reason: too many vertices
 (``max_vertices``), no volume (flat or degenerate), not a humanoid (no gap between the
 legs, no arms reaching beyond the torso, a shape far from mirror-symmetric).
 
-Optional check not done here: rendering the mesh and running MediaPipe Pose on the
-renders (``tests/test_character_render.py`` does that for the generated presets).
+Optional check, :func:`pose_check` (``understudy character rig --verify``): the rigged mesh is
+rendered from the front (pyrender) and MediaPipe Pose is run on the picture; the shoulders,
+elbows, wrists, hips, knees and ankles it finds are compared with ours projected into the
+same picture, in percent of the figure's height.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ __all__ = [
     "mesh_formats",
     "normalise_orientation",
     "place_joints",
+    "pose_check",
     "save_autorig",
     "surface_samples",
     "winding_numbers",
@@ -623,6 +626,44 @@ def save_autorig(result: AutoRig, path: str | os.PathLike) -> Path:
     doc.scenes = [{"name": "character", "nodes": [0, J]}]
     doc.scene = 0
     return gltf.write_glb(doc, path)
+
+
+_POSE_JOINTS = {11: "leftUpperArm", 12: "rightUpperArm", 13: "leftLowerArm", 14: "rightLowerArm", 15: "leftHand",
+                16: "rightHand", 23: "leftUpperLeg", 24: "rightUpperLeg", 25: "leftLowerLeg", 26: "rightLowerLeg",
+                27: "leftFoot", 28: "rightFoot"}
+"""MediaPipe Pose landmark index -> our joint (MediaPipe's "left" is the person's left too)."""
+
+
+def pose_check(result: AutoRig, *, size: tuple[int, int] = (384, 512)) -> dict[str, Any]:
+    """Render the rigged mesh from the front (:func:`retarget.character.render_preview`)
+    and run MediaPipe Pose (static image, model complexity 1) on it. Returns ``found``
+    (a pose was detected), ``errors`` per joint of :data:`_POSE_JOINTS` (distance between
+    MediaPipe's landmark and our projected joint, over the figure's height in the
+    picture) and their ``mean``. A mean of a few percent says the joints sit where a
+    person detector sees them; MediaPipe's hip landmarks sit lower and wider than
+    anatomical hip joints, so 3-6 % is usual there. Needs pyrender and mediapipe."""
+    import mediapipe as mp
+
+    from .character import project_preview, render_preview
+
+    img = render_preview(result.vertices, result.faces, None, size=size)
+    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+        r = pose.process(img)
+    if r.pose_landmarks is None:
+        return {"found": False, "errors": {}, "mean": None}
+    sk = result.skeleton
+    P = sk.rest_positions()
+    names = list(_POSE_JOINTS.values())
+    ours = project_preview(P[[sk.index(n) for n in names]], result.vertices, size=size)
+    lo, hi = result.vertices.min(axis=0), result.vertices.max(axis=0)
+    top, bottom = project_preview(np.array([[0.0, hi[1], 0.0], [0.0, lo[1], 0.0]]), result.vertices, size=size)
+    height_px = abs(bottom[1] - top[1])
+    lm = r.pose_landmarks.landmark
+    w, h = size
+    errors = {}
+    for (i, n), q in zip(_POSE_JOINTS.items(), ours):
+        errors[n] = float(np.hypot(lm[i].x * w - q[0], lm[i].y * h - q[1]) / height_px)
+    return {"found": True, "errors": errors, "mean": float(np.mean(list(errors.values())))}
 
 
 def autorig_file(mesh_path: str | os.PathLike, out: str | os.PathLike, *,

@@ -85,6 +85,8 @@ __all__ = [
     "mesh_edges_manifold",
     "mesh_volume",
     "render_preview",
+    "preview_camera",
+    "project_preview",
 ]
 
 ARKIT_SHAPES: tuple[str, ...] = (
@@ -1819,6 +1821,26 @@ def render_preview(
     tm.vertex_normals = _vertex_normals(V.astype(float), F)
     scene = pyrender.Scene(bg_color=[*background, 1.0], ambient_light=[0.45, 0.45, 0.45])
     scene.add(pyrender.Mesh.from_trimesh(tm, smooth=True))
+    w, h = size
+    pose = preview_camera(V, yaw_deg=yaw_deg, size=size, fov_deg=fov_deg)
+    scene.add(pyrender.PerspectiveCamera(yfov=np.radians(fov_deg), aspectRatio=w / h), pose=pose)
+    key = pose.copy()
+    key[:3, :3] = key[:3, :3] @ _rot_x(-0.5)  # the key light from above the camera
+    scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.5), pose=key)
+    r = pyrender.OffscreenRenderer(w, h)
+    try:
+        rgb, _ = r.render(scene)
+    finally:
+        r.delete()
+    return np.ascontiguousarray(rgb[..., :3])
+
+
+def preview_camera(vertices: np.ndarray, *, yaw_deg: float = 0.0, size: tuple[int, int] = (256, 384),
+                   fov_deg: float = 30.0) -> np.ndarray:
+    """The ``(4, 4)`` camera-to-world pose :func:`render_preview` uses for ``vertices``
+    (OpenGL camera: looks along its -Z, +Y up): at chest height, ``yaw_deg`` around the
+    vertical from the front, far enough for the bounding box to fill 93 % of the frame."""
+    V = np.asarray(vertices, dtype=float)
     lo, hi = V.min(axis=0), V.max(axis=0)
     centre = 0.5 * (lo + hi)
     w, h = size
@@ -1831,13 +1853,15 @@ def render_preview(
     right /= np.linalg.norm(right)
     pose = np.eye(4)
     pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(right, fwd), -fwd, eye
-    scene.add(pyrender.PerspectiveCamera(yfov=np.radians(fov_deg), aspectRatio=w / h), pose=pose)
-    key = pose.copy()
-    key[:3, :3] = key[:3, :3] @ _rot_x(-0.5)  # the key light from above the camera
-    scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.5), pose=key)
-    r = pyrender.OffscreenRenderer(w, h)
-    try:
-        rgb, _ = r.render(scene)
-    finally:
-        r.delete()
-    return np.ascontiguousarray(rgb[..., :3])
+    return pose
+
+
+def project_preview(points: np.ndarray, vertices: np.ndarray, *, yaw_deg: float = 0.0,
+                    size: tuple[int, int] = (256, 384), fov_deg: float = 30.0) -> np.ndarray:
+    """Pixel coordinates ``(K, 2)`` (x right, y down) of world ``points (K, 3)`` in the
+    picture :func:`render_preview` makes of ``vertices`` with the same arguments."""
+    pose = preview_camera(vertices, yaw_deg=yaw_deg, size=size, fov_deg=fov_deg)
+    w, h = size
+    f = 0.5 * h / np.tan(np.radians(fov_deg) / 2)
+    q = (np.asarray(points, dtype=float) - pose[:3, 3]) @ pose[:3, :3]  # camera frame
+    return np.stack([w / 2 + f * q[:, 0] / -q[:, 2], h / 2 - f * q[:, 1] / -q[:, 2]], axis=1)

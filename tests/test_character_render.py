@@ -16,10 +16,10 @@ from retarget.rig import load_rig, skin_vertices
 
 from .conftest import shared_file
 
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # headless OpenGL, before pyrender is imported
 pytest.importorskip("skimage", reason="scikit-image (marching cubes) is a dependency of retarget.character")
 pytest.importorskip("pyrender", reason="pyrender renders the presets (pip install pyrender; libegl1 for EGL)")
 pytest.importorskip("mediapipe", reason="MediaPipe judges the renders")
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 PRESETS = sorted(C.PRESETS)
 VIEWS = {"front": 0.0, "three-quarter": 35.0}

@@ -110,6 +110,17 @@ def cmd_rig(args) -> int:
     print("  written in the house frame: +Y up, facing +Z; fingers approximated from the hand's extent")
     if res.info["pulled_inside"]:
         print(f"  joints moved inside the surface: {', '.join(res.info['pulled_inside'])}")
+    if args.verify:
+        from retarget.autorig import pose_check
+
+        v = pose_check(res)
+        if not v["found"]:
+            print("  verify: MediaPipe Pose found no person in the front render (a stylised or untextured mesh "
+                  "can do that); the rig is written anyway")
+        else:
+            worst = max(v["errors"], key=v["errors"].get)
+            print(f"  verify: MediaPipe Pose agrees with the joints within {100 * v['mean']:.1f} % of the height "
+                  f"on average (worst {worst}: {100 * v['errors'][worst]:.1f} %)")
     return 0
 
 
@@ -180,4 +191,7 @@ def register(sub) -> None:
     q.add_argument("-o", "--out", required=True, metavar="RIGGED.glb", help="output file (.glb)")
     q.add_argument("--max-vertices", type=int, default=400_000, metavar="N",
                    help="refuse meshes with more vertices (default 400000); decimate big scans first")
+    q.add_argument("--verify", action="store_true",
+                   help="render the rigged mesh from the front (pyrender) and compare MediaPipe Pose's shoulders, "
+                        "elbows, wrists, hips, knees and ankles with the joints placed")
     q.set_defaults(func=cmd_rig)
