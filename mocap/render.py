@@ -395,32 +395,43 @@ def _foot_points(rig, motion) -> tuple[np.ndarray, np.ndarray]:
 # -- footage ------------------------------------------------------------------------------
 
 
-def read_footage(take, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The take's source frames ``take.frame_index[indices]`` as ``(n, H, W, 3)`` uint8
-    at ``size`` ``(W, H)``; a frame the source no longer has raises FootageError."""
+def iter_footage(take, indices: np.ndarray, size: tuple[int, int]):
+    """Yield ``(k, rgb)`` for the take's source frames ``take.frame_index[indices[k]]``
+    in order, each ``(H, W, 3)`` uint8 at ``size`` ``(W, H)``, decoding the source once
+    from the first to the last; a frame the source no longer has raises FootageError."""
     import cv2
 
     from .errors import FootageError
     from .sources import open_source
 
+    indices = np.asarray(indices)
+    if take.source.kind == "camera":
+        raise UsageError("the take was recorded live from a camera: there is no footage to replace the actor in")
     want = {int(take.frame_index[i]): k for k, i in enumerate(indices)}
     t0 = float(take.timestamps[indices[0]]) - 0.5
     t1 = float(take.timestamps[indices[-1]]) + 0.5
-    out = np.zeros((len(indices), size[1], size[0], 3), np.uint8)
-    got = set()
-    src_path = take.source.path
-    if take.source.kind == "camera":
-        raise UsageError("the take was recorded live from a camera: there is no footage to replace the actor in")
-    with open_source(src_path) as src:
+    got = 0
+    with open_source(take.source.path) as src:
         for fr in src.frames(start=max(0.0, t0), end=t1):
             k = want.get(int(fr.index))
             if k is None:
                 continue
-            out[k] = cv2.resize(fr.rgb, size, interpolation=cv2.INTER_AREA)
-            got.add(k)
-    if len(got) != len(indices):
-        missing = [int(take.frame_index[indices[k]]) for k in range(len(indices)) if k not in got][:5]
-        raise FootageError(f"{src_path}: source frame(s) {missing} of the take are not in the footage any more")
+            if k != got:
+                break
+            yield k, cv2.resize(fr.rgb, size, interpolation=cv2.INTER_AREA)
+            got += 1
+            if got == len(indices):
+                return
+    missing = int(take.frame_index[indices[got]])
+    raise FootageError(f"{take.source.path}: source frame {missing} of the take is not in the footage any more")
+
+
+def read_footage(take, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The take's source frames ``take.frame_index[indices]`` (increasing) as
+    ``(n, H, W, 3)`` uint8 at ``size`` ``(W, H)``."""
+    out = np.zeros((len(indices), size[1], size[0], 3), np.uint8)
+    for k, rgb in iter_footage(take, indices, size):
+        out[k] = rgb
     return out
 
 
@@ -619,9 +630,11 @@ def render_take(take_dir: str | os.PathLike, character: str, output: str | os.Pa
         idx = np.arange(a, b)
         ts = take.timestamps[idx]
         if replace:
-            footage = read_footage(take, idx, (W, H))
-            masks = np.stack([take.mask.frame_resized(int(i), W, H) for i in idx])
-            plate = clean_plate(footage, masks)
+            # the plate from at most 60 frames spread over the shot; the footage is then streamed
+            pick = np.unique(np.linspace(a, b - 1, min(b - a, 60)).round().astype(int))
+            masks = np.stack([take.mask.frame_resized(int(i), W, H) for i in pick])
+            plate = clean_plate(read_footage(take, pick, (W, H)), masks)
+            footage = iter_footage(take, idx, (W, H))
             background = plate.plate
             inpainted = plate.inpainted_share
             if inpainted > 0.0:
@@ -647,7 +660,8 @@ def render_take(take_dir: str | os.PathLike, character: str, output: str | os.Pa
                 img = composite(background, rgba, shadow)
                 writer.write(img, float(ts[k]))
                 if sbs_writer is not None:
-                    sbs_writer.write(np.concatenate([footage[k], img], axis=1), float(ts[k]))
+                    _, original = next(footage)
+                    sbs_writer.write(np.concatenate([original, img], axis=1), float(ts[k]))
                 if bar is not None:
                     bar.update(1)
         except BaseException:
@@ -658,6 +672,8 @@ def render_take(take_dir: str | os.PathLike, character: str, output: str | os.Pa
         finally:
             if bar is not None:
                 bar.close()
+            if footage is not None:
+                footage.close()  # the decoder of the source
         writer.close()
         if sbs_writer is not None:
             sbs_writer.close()
@@ -673,4 +689,4 @@ def render_take(take_dir: str | os.PathLike, character: str, output: str | os.Pa
                       notes=notes, frames_dir=Path(keep_frames) if keep_frames else None)
 
 
-__all__ += ["ShotResult", "parse_frames", "read_rgba", "read_footage", "place_on_performer"]
+__all__ += ["ShotResult", "parse_frames", "read_rgba", "read_footage", "iter_footage", "place_on_performer"]
