@@ -5,8 +5,9 @@ makes one from a handful of numbers: :func:`generate_character` builds a
 :class:`CharacterModel` (a smooth closed skin mesh with clothing colours, the canonical
 52-joint skeleton scaled to it, smooth skin weights and the 52 ARKit face shape keys),
 :func:`save_character` writes it as a ``.glb`` that :func:`retarget.rig.load_rig`, Blender
-and any glTF viewer open, and :func:`character_check` poses a saved character through
-motion capture and reports how its skin holds up.
+and any glTF viewer open, :func:`character_check` poses a saved character through
+motion capture and reports how its skin holds up, and :func:`render_preview` draws a
+mesh with pyrender (docs pictures, the MediaPipe realism test, auto-rig verification).
 
 Conventions (:mod:`mocap.glossary`): metres, +Y up, the character faces +Z, rest pose =
 the canonical T-pose. **Left is the character's own left, +X**, and so is every
