@@ -457,57 +457,63 @@ def write_passes(out: Path, rendered: RenderedFrames, camera: Camera, keypoints:
     out.mkdir(parents=True, exist_ok=True)
     W, H = camera.width, camera.height
     n = len(rendered.png)
-    depth_all, normal_all, mask_all = [], [], []
     need_exr = any(p in passes for p in ("depth", "normal"))
-    for i in range(n):
-        rgba = read_rgba(rendered.png[i], (W, H))
-        mask_all.append(rgba[..., 3] >= 128)
-        if need_exr:
-            ch = read_exr(rendered.exr[i])
-            try:
-                z = ch["ViewLayer.Depth.Z"]
-                nb = np.stack([ch["ViewLayer.Normal.X"], ch["ViewLayer.Normal.Y"], ch["ViewLayer.Normal.Z"]], -1)
-            except KeyError as e:
-                raise FileFormatError(f"{rendered.exr[i].name}: the render has no {e} pass") from None
-            if z.shape != (H, W):
-                raise RenderError(f"{rendered.exr[i].name}: passes are {z.shape[1]}x{z.shape[0]}, expected {W}x{H}")
-            depth_all.append(z)
-            n_world = nb @ _YUP_TO_ZUP  # Blender Z-up -> ours (+Y up): the inverse of the rotation
-            n_cam = n_world @ camera.T_world_from_camera[:3, :3]
-            normal_all.append(n_cam / np.maximum(np.linalg.norm(n_cam, axis=-1, keepdims=True), 1e-9))
+
+    def frame(i):
+        """(mask, depth or None, camera-frame normals or None) of rendered frame i."""
+        mask = read_rgba(rendered.png[i], (W, H))[..., 3] >= 128
+        if not need_exr:
+            return mask, None, None
+        ch = read_exr(rendered.exr[i])
+        try:
+            z = ch["ViewLayer.Depth.Z"]
+            nb = np.stack([ch["ViewLayer.Normal.X"], ch["ViewLayer.Normal.Y"], ch["ViewLayer.Normal.Z"]], -1)
+        except KeyError as e:
+            raise FileFormatError(f"{rendered.exr[i].name}: the render has no {e} pass") from None
+        if z.shape != (H, W):
+            raise RenderError(f"{rendered.exr[i].name}: passes are {z.shape[1]}x{z.shape[0]}, expected {W}x{H}")
+        n_cam = (nb @ _YUP_TO_ZUP) @ camera.T_world_from_camera[:3, :3]  # Blender Z-up -> ours -> camera
+        return mask, z, n_cam / np.maximum(np.linalg.norm(n_cam, axis=-1, keepdims=True), 1e-9)
+
     meta = {"schema": "understudy.passes", "schema_version": 1, "frames": n, "width": W, "height": H,
             "naming": "<pass>/<frame:06d>.png, frame 0 = the first rendered frame", "passes": {}}
-    if "depth" in passes:
-        vals = np.concatenate([d[m] for d, m in zip(depth_all, mask_all)]) if any(m.any() for m in mask_all) \
-            else np.array([1.0, 2.0])
-        near, far = float(np.percentile(vals, 0.5)) * 0.97, float(np.percentile(vals, 99.5)) * 1.05
-        (out / "depth").mkdir(exist_ok=True)
-        (out / "depth_mm").mkdir(exist_ok=True)
+    near = far = None
+    if "depth" in passes:  # one range for the whole shot (no flicker): a first look at every frame
+        rng = np.random.default_rng(0)
+        vals = []
         for i in range(n):
-            _imwrite(out / "depth" / f"{i:06d}.png", depth_image(depth_all[i], mask_all[i], near, far))
-            mm = np.where(mask_all[i], np.clip(np.round(depth_all[i] * 1000.0), 0, 65535), 0).astype(np.uint16)
-            _imwrite(out / "depth_mm" / f"{i:06d}.png", mm)
+            m, z, _ = frame(i)
+            v = z[m]
+            vals.append(v if len(v) <= 4000 else rng.choice(v, 4000, replace=False))
+        vals = np.concatenate(vals) if sum(len(v) for v in vals) else np.array([1.0, 2.0])
+        near, far = float(np.percentile(vals, 0.5)) * 0.97, float(np.percentile(vals, 99.5)) * 1.05
         meta["passes"]["depth"] = {"folder": "depth", "encoding": "uint8 inverse depth, 255 at near_m, 0 at far_m "
                                    "and background", "near_m": near, "far_m": far}
         meta["passes"]["depth_mm"] = {"folder": "depth_mm", "encoding": "uint16 distance along the camera axis "
                                       "in mm, 0 = background"}
     if "normal" in passes:
-        (out / "normal").mkdir(exist_ok=True)
-        for i in range(n):
-            _imwrite(out / "normal" / f"{i:06d}.png", normal_image(normal_all[i], mask_all[i]))
         meta["passes"]["normal"] = {"folder": "normal", "encoding": "RGB = ((1-x)/2, (1+y)/2, (1+z)/2) of the "
                                     "camera-frame normal (x right, y up, z to the viewer); background (128,128,255)"}
     if "mask" in passes:
-        (out / "mask").mkdir(exist_ok=True)
-        for i in range(n):
-            _imwrite(out / "mask" / f"{i:06d}.png", mask_all[i].astype(np.uint8) * 255)
         meta["passes"]["mask"] = {"folder": "mask", "encoding": "uint8, 255 = character (render alpha >= 0.5)"}
     if "pose" in passes:
-        (out / "pose").mkdir(exist_ok=True)
-        for i in range(n):
-            _imwrite(out / "pose" / f"{i:06d}.png", draw_openpose(keypoints[i], (W, H), stick_px=max(2, round(4 * H / 512))))
         meta["passes"]["pose"] = {"folder": "pose", "encoding": "OpenPose COCO-18 in ControlNet's colours, "
                                   "from the performer's tracked 2D landmarks"}
+    for folder in meta["passes"]:
+        (out / folder).mkdir(exist_ok=True)
+    stick = max(2, round(4 * H / 512))
+    for i in range(n):
+        m, z, nc = frame(i) if ("depth" in passes or "normal" in passes or "mask" in passes) else (None, None, None)
+        name = f"{i:06d}.png"
+        if "depth" in passes:
+            _imwrite(out / "depth" / name, depth_image(z, m, near, far))
+            _imwrite(out / "depth_mm" / name, np.where(m, np.clip(np.round(z * 1000.0), 0, 65535), 0).astype(np.uint16))
+        if "normal" in passes:
+            _imwrite(out / "normal" / name, normal_image(nc, m))
+        if "mask" in passes:
+            _imwrite(out / "mask" / name, m.astype(np.uint8) * 255)
+        if "pose" in passes:
+            _imwrite(out / "pose" / name, draw_openpose(keypoints[i], (W, H), stick_px=stick))
     meta["camera"] = camera.job()
     (out / "passes.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
