@@ -77,6 +77,7 @@ class _Part:
     uv: np.ndarray  # (N, 2) glTF uv (origin top-left)
     texture: np.ndarray  # (H, W, 4) float 0..1, sRGB colour + alpha
     alpha_test: bool  # MASK or BLEND: fragments with alpha < 0.5 are dropped
+    colors: np.ndarray | None = None  # (N, 3) sRGB 0..1 vertex colours (glTF COLOR_0), multiplied in
 
 
 @dataclass(eq=False)
@@ -111,7 +112,9 @@ def _texture(doc, material: dict) -> np.ndarray:
 
 
 def load_character(path: str | os.PathLike) -> Character:
-    """A textured glTF character (``.glb``) ready to pose and draw."""
+    """A glTF character (``.glb``) ready to pose and draw: per mesh its base-colour
+    texture and factor, and its vertex colours (``COLOR_0``, as our generated characters
+    have) when it has them."""
     from retarget.rig import load_rig
 
     path = Path(path)
@@ -129,8 +132,12 @@ def load_character(path: str | os.PathLike) -> Character:
         else:
             uv = np.concatenate([np.asarray(p.attributes["TEXCOORD_0"], float) for p in prims])
         mat = doc.materials[prims[0].material] if prims[0].material is not None else {}
+        colors = None
+        if all("COLOR_0" in p.attributes for p in prims):
+            lin = np.clip(np.concatenate([np.asarray(p.attributes["COLOR_0"], float)[:, :3] for p in prims]), 0, 1)
+            colors = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)  # linear -> sRGB
         parts.append(_Part(mesh=k, faces=np.asarray(m.faces, np.int64), uv=uv, texture=_texture(doc, mat),
-                           alpha_test=mat.get("alphaMode", "OPAQUE") in ("MASK", "BLEND")))
+                           alpha_test=mat.get("alphaMode", "OPAQUE") in ("MASK", "BLEND"), colors=colors))
     return Character(rig=rig, parts=parts, path=path)
 
 
@@ -387,6 +394,8 @@ class Renderer:
             nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
             shade = self.ambient + (1 - self.ambient) * np.abs(nrm @ light)
             col = self._sample(part.texture, uv[li])[:, :3] * shade[:, None]
+            if part.colors is not None:
+                col = col * np.einsum("nk,nkc->nc", b[li], part.colors[F[tri[li]]])
             p = pix[sel]
             img.reshape(-1, 3)[p] = col
         return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)

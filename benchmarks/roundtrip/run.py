@@ -13,8 +13,9 @@ compared with the truth (``metrics.json``). ``<out>/results.md`` has the tables,
 ``<out>/results.json`` every number, ``<out>/*.png`` the plots.
 
 By default: the 31-joint MakeHuman character (the cgspeed CMU hierarchy) on all three
-clips from the front, three-quarter and side cameras, and the 53-joint game-rig
-character on all three clips from the front camera. 640x480, 30 fps, 60 deg field of
+clips from the front, three-quarter and side cameras; the 53-joint game-rig MakeHuman
+and our generated preset "ben" (retarget.character) on all three clips from the front
+camera. 640x480, 30 fps, 60 deg field of
 view (given to the tracker, as a user who knows their lens would). About 10 minutes on
 two cores.
 """
@@ -42,6 +43,8 @@ CHARACTERS = {
     "mh_casual_cmu31": "characters/mh_male_casual_cmu31.glb",
     "mh_dark_game53": "characters/mh_male_dark_game53.glb",
 }
+"""Characters from ../shared; ``preset_<name>`` is also accepted: one of our generated
+characters (:mod:`retarget.character` preset), made once into ``<out>/characters/``."""
 METRICS = [  # (label, getter, unit)
     ("PA-MPJPE", lambda r: r["pa_mpjpe_mm"], "mm"),
     ("MPJPE", lambda r: r["mpjpe_mm"], "mm"),
@@ -60,9 +63,10 @@ def _parse_args(argv=None):
                    help="cameras for the first character (front, three_quarter, side)")
     p.add_argument("--second-cameras", default="front",
                    help="cameras for the second character ('' to skip it; default front)")
-    p.add_argument("--characters", default=",".join(CHARACTERS),
-                   help=f"comma-separated characters among {', '.join(CHARACTERS)}; the first gets --cameras, "
-                        "the others --second-cameras")
+    p.add_argument("--characters", default=",".join([*CHARACTERS, "preset_ben"]),
+                   help=f"comma-separated characters among {', '.join(CHARACTERS)} and preset_<name> (a generated "
+                        "character: ada, ben, chen, dara); the first gets --cameras, the others --second-cameras "
+                        "(default: the two MakeHumans and preset_ben)")
     p.add_argument("--width", type=int, default=640, help="frame width in px (default 640)")
     p.add_argument("--height", type=int, default=480, help="frame height in px (default 480)")
     p.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view, degrees (default 60)")
@@ -72,6 +76,20 @@ def _parse_args(argv=None):
                         "`understudy models install --from ../shared/models`)")
     p.add_argument("--reuse", action="store_true", help="reuse clips and takes already in --out")
     return p.parse_args(argv)
+
+
+def character_file(name: str, out: Path) -> Path:
+    """The GLB of a character: from ../shared, or generated (``preset_<name>``) into
+    ``<out>/characters/`` once."""
+    if name in CHARACTERS:
+        return SHARED / CHARACTERS[name]
+    from retarget.character import generate_character, save_character
+
+    path = out / "characters" / f"{name}.glb"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_character(generate_character(preset=name.removeprefix("preset_")), path)
+    return path
 
 
 def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool, model_complexity: int = 1) -> dict:
@@ -263,15 +281,16 @@ def main(argv=None) -> int:
         if c not in CLIPS:
             raise SystemExit(f"unknown clip {c!r}; clips: {', '.join(CLIPS)}")
     for c in chars:
-        if c not in CHARACTERS:
-            raise SystemExit(f"unknown character {c!r}; characters: {', '.join(CHARACTERS)}")
-    missing = [p for p in [*(CLIPS[c] for c in clips), *(CHARACTERS[c] for c in chars)] if not (SHARED / p).is_file()]
+        if c not in CHARACTERS and not c.startswith("preset_"):
+            raise SystemExit(f"unknown character {c!r}; characters: {', '.join(CHARACTERS)}, preset_<name>")
+    missing = [p for p in [*(CLIPS[c] for c in clips), *(CHARACTERS[c] for c in chars if c in CHARACTERS)]
+               if not (SHARED / p).is_file()]
     if missing:
         raise SystemExit(f"test data missing under {SHARED}: {', '.join(missing)}")
     rows = []
     t_start = time.perf_counter()
     for ci, ch_name in enumerate(chars):
-        ch = load_character(SHARED / CHARACTERS[ch_name])
+        ch = load_character(character_file(ch_name, out))
         cams_wanted = [c for c in (args.cameras if ci == 0 else args.second_cameras).split(",") if c]
         for clip in clips:
             truth = truth_motion(SHARED / CLIPS[clip], ch, seconds=args.seconds)
