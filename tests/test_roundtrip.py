@@ -155,3 +155,27 @@ def test_solved_not_worse_than_raw(roundtrip):
     rs = roundtrip["metrics"]["solved"]["root_path_mm"]["rigid_horizontal"]
     rr = roundtrip["metrics"]["raw"]["root_path_mm"]["rigid_horizontal"]
     assert abs(rs - rr) < 1.0
+
+
+def test_understudy_eval_gives_the_same_figures(roundtrip, capsys):
+    """`understudy eval TAKE --truth truth_motion.npz [--raw]` reproduces the solved and
+    the raw-baseline figures of the round trip."""
+    from mocap.cli import main
+    from mocap.motion_io import save_motion
+    from mocap.take import save_take
+
+    d = roundtrip["dir"]
+    take_dir = d / "take"
+    save_take(roundtrip["take"], take_dir)
+    save_motion(roundtrip["res"].motion, take_dir / "motion.npz", contacts=roundtrip["res"].contacts)
+    save_motion(roundtrip["truth"], d / "truth_motion.npz")
+    for flag, which in (([], "solved"), (["--raw"], "raw")):
+        out = d / f"eval_{which}.json"
+        assert main(["eval", str(take_dir), "--truth", str(d / "truth_motion.npz"), "-o", str(out), *flag]) == 0
+        capsys.readouterr()
+        got = json.loads(out.read_text())
+        want = roundtrip["metrics"][which]
+        assert got["pa_mpjpe_mm"] == pytest.approx(want["pa_mpjpe_mm"], abs=0.05)
+        assert got["mpjpe_mm"] == pytest.approx(want["mpjpe_mm"], abs=0.05)
+        assert got["foot_skate"]["motion_cm_per_contact"] == pytest.approx(want["skate_per_contact"]["mean_cm"],
+                                                                           abs=0.01)
