@@ -753,6 +753,10 @@ def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
     return idx
 
 
+_PARALLEL_PARTS = 100_000
+"""Frames x markers from which :func:`clean_markers` cleans the parts on parallel threads."""
+
+
 def clean_markers(markers: Markers, *, mode: str = "offline",
                   params: dict[str, Any] | None = None) -> tuple[Markers, CleanReport]:
     """Clean world-frame markers; returns ``(cleaned markers, report)``.
@@ -822,8 +826,14 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
     # the markers whose low-passed copy (est) measures bone lengths
     est_markers = set() if p["bones"]["lengths_m"] is not None else {
         ix[n] for b in bones for n in (b.parent, b.child)}
-    for part, idx_arr in parts.items():
+
+    def clean_part(part: str, idx_arr: np.ndarray):
+        """Spikes, gaps and smoothing of one part, into its own columns of X, raw, est and
+        filled; returns its notes, its residual-analysis cutoff (or None) and its counts
+        (spikes, filled, missing in the input) for the report."""
         pp = p[part]
+        notes: list[str] = []
+        cutoff = None
         idx = _as_slice(idx_arr)  # a part's markers are usually contiguous: views, not copies
         x, spikes = F.reject_spikes(X[:, idx], t, threshold=pp["spike_threshold"], floor=pp["spike_floor"])
         raw[:, idx] = x
@@ -836,13 +846,13 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
                 if seen_frames >= 16:
                     pick = F.residual_cutoff(xf, t, lo_hz=lo, hi_hz=hi)
                     hz = pick["cutoff_hz"]
-                    report.notes.append(f"{part}: cutoff {hz:g} Hz from residual analysis "
-                                        f"(noise about {1000 * pick['noise_rms']:.0f} mm RMS)")
+                    notes.append(f"{part}: cutoff {hz:g} Hz from residual analysis "
+                                 f"(noise about {1000 * pick['noise_rms']:.0f} mm RMS)")
                 else:
                     hz = hi
-                report.cutoffs_hz[part] = hz
+                cutoff = hz
             if T > 1 and hz > 0.4 * fs:
-                report.notes.append(f"{part}: cutoff_hz lowered from {hz} to {0.4 * fs:.3g} (0.4 x {fs:.3g} fps)")
+                notes.append(f"{part}: cutoff_hz lowered from {hz} to {0.4 * fs:.3g} (0.4 x {fs:.3g} fps)")
                 hz = 0.4 * fs
             # the output and the bone-length copy (butterworth_zero_phase at hz and at est_hz)
             # in one pass over the runs; the copy only where a bone's length is measured
@@ -874,9 +884,26 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
             raise UsageError(f"clean_markers: params[{part!r}]['filter'] must be 'butterworth' or "
                              f"'savgol', got {pp['filter']!r}")
         filled[:, idx] = fmask[..., 0]
-        report.spikes[part] = int(spikes[..., 0].sum())
-        report.filled[part] = int(filled[:, idx].sum())
-        report.missing_in[part] = int((~seen_in[:, idx]).sum())
+        counts = (int(spikes[..., 0].sum()), int(filled[:, idx].sum()), int((~seen_in[:, idx]).sum()))
+        return notes, cutoff, counts
+
+    # the parts write disjoint columns, so they may run side by side (numpy and the filters
+    # release the GIL); the report is filled afterwards in the parts' order either way
+    items = list(parts.items())
+    if len(items) > 1 and F._WORKERS > 1 and T * len(names) >= _PARALLEL_PARTS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(items), F._WORKERS), thread_name_prefix="mocap-clean") as ex:
+            done = list(ex.map(lambda kv: clean_part(*kv), items))
+    else:
+        done = [clean_part(part, idx_arr) for part, idx_arr in items]
+    for (part, _), (notes, cutoff, (n_spikes, n_filled, n_missing_in)) in zip(items, done):
+        report.notes += notes
+        if cutoff is not None:
+            report.cutoffs_hz[part] = cutoff
+        report.spikes[part] = n_spikes
+        report.filled[part] = n_filled
+        report.missing_in[part] = n_missing_in
     _midpoints(X, names)
 
     # e. bones

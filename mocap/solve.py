@@ -143,6 +143,7 @@ makes the elementwise quaternion products about twice as fast as the row layout.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -759,6 +760,11 @@ def _scaled_skeleton(sk: Skeleton, lengths: Mapping[str, float]) -> Skeleton:
 
 # -- step 2-5: the solve ---------------------------------------------------------------------
 
+_PARALLEL_FRAMES = 2000
+"""Frames from which the left and right limbs are solved on two threads."""
+_SIDE_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+"""Threads for the two sides: two when the process may run on two or more CPUs."""
+
 
 class _Solver:
     """Joint-by-joint state: local rotations, globals and positions, all (T, ...)."""
@@ -776,6 +782,8 @@ class _Solver:
         self.P: list[np.ndarray] = [None] * J
         self.done = np.zeros(J, bool)
         self.held: dict[str, int] = {}
+        # joints in the order they were committed: the trunk (None), then per side
+        self.committed: dict[str | None, list[str]] = {None: [], **{side: [] for side in SIDES}}
 
     def j(self, name: str) -> int:
         return self.sk.index(name)
@@ -793,8 +801,10 @@ class _Solver:
         """Hold missing frames, store the local rotation, update global and position."""
         local, n = _hold(local)
         local = np.asfortranarray(local)
+        name = self.sk.names[j]
+        self.committed[next((side for side in SIDES if name.startswith(side)), None)].append(name)
         if n:
-            self.held[self.sk.names[j]] = n
+            self.held[name] = n
         self.L[j] = local
         p = self.sk.parents[j]
         if p < 0:
@@ -1116,10 +1126,26 @@ def solve_motion(
         solver = _Solver(sk, mk, bool(limits), ts)
         solver.trunk()
         solver.neck_head()
-        for s in SIDES:
+
+    def side(s: str) -> None:
+        with np.errstate(invalid="ignore"):  # (numpy's error state is per thread)
             solver.clavicle(s)
             solver.arm(s)
             solver.leg(s)
+
+    # the two sides hang from the solved trunk and touch disjoint joints: on a long take
+    # they run side by side (numpy releases the GIL in its loops)
+    if T >= _PARALLEL_FRAMES and _SIDE_THREADS > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(SIDES), thread_name_prefix="mocap-solve") as ex:
+            list(ex.map(side, SIDES))
+    else:
+        for s in SIDES:
+            side(s)
+    # held joints in the order they were committed, as a one-thread solve has them
+    order = [n for key in (None, *SIDES) for n in solver.committed[key]]
+    solver.held = {n: solver.held[n] for n in order if n in solver.held}
     if not solver.done.all():  # pragma: no cover - every canonical joint has a step above
         missing = [sk.names[j] for j in np.flatnonzero(~solver.done)]
         raise SolveError(f"internal: joints left unsolved: {missing}")
