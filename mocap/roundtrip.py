@@ -12,10 +12,10 @@ compares both the solved motion and the raw lifted MediaPipe landmarks with the 
 
 Why a rasteriser of our own and not Blender: Cycles needs about 1 s per 320x240 frame
 here, Eevee on software GL about 20 s, and a long-lived ``bpy`` process was seen to slow
-down and explode skinned meshes after ~90 frames; the full benchmark renders ~7000
+down and explode skinned meshes after ~90 frames; the full benchmark renders ~4000
 frames on two shared cores. The numpy rasteriser draws a 640x480 frame in ~0.1 s,
-deterministically, with the character's own textures; MediaPipe finds the figure in
-every frame. What it lacks (shadows, specular, anti-aliasing, motion blur) makes the
+deterministically, with the character's own textures (or vertex colours); MediaPipe
+finds the figure in every frame. What it lacks (shadows, specular, anti-aliasing, motion blur) makes the
 footage *easier* than a real video, which the accuracy page says.
 
 Ground truth beside each clip (:func:`save_truth`, schema ``understudy.roundtrip_truth``
