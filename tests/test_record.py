@@ -278,18 +278,22 @@ def test_sigkill_mid_take_then_recover_loses_under_a_second(tmp_path, capsys):
     assert not take.complete and any("recovered" in n for n in take.notes)
     assert r["frames"] == len(take)
     # what was reported before the kill is kept, but for at most the last second
-    assert take.timestamps[-1] >= t_seen - 1.0
-    assert len(take) >= n_seen - 1.0 * take.tracker["live"]["fps_processed"] - 1
+    why = f"reported {n_seen} frames up to t={t_seen:.3f} s before the kill; recovered {len(take)} up to " \
+          f"t={take.timestamps[-1]:.3f} s\n" + "\n".join(pr.all[-8:])
+    assert take.timestamps[-1] >= t_seen - 1.0, why
+    assert len(take) >= n_seen - 1.0 * take.tracker["live"]["fps_processed"] - 1, why
     _check_accounting(d)
-    # recovered video: every finished segment decodes
-    assert r["video_frames"] >= len(take) - 30
+    # recovered video: every finished segment decodes (the open one up to where it was cut)
+    assert r["video_frames"] >= len(take) - 30, (r, why)
     # recovering again is refused: it is complete now
     from mocap.errors import UsageError
 
     with pytest.raises(UsageError, match="no interrupted take"):
         recover_all(tmp_path / "out")
-    # and it solves like any take
-    assert main(["solve", str(d)]) == 0
+    # and it solves like any take (what `understudy solve` runs)
+    from mocap.pipeline import solve_take
+
+    assert solve_take(take).motion.n_frames == len(take)
 
 
 def test_camera_dying_mid_take_saves_the_take(tmp_path, monkeypatch):
