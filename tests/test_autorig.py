@@ -178,3 +178,13 @@ def test_an_auto_rigged_a_pose_character_keeps_its_arms_out_of_the_torso(tmp_pat
     assert w["arm_in_torso_share"] < 0.02
     for h in ("left_elbow", "right_elbow"):
         assert w[h]["max_flexion_deg"] > 45 and w[h]["volume_change"] > -0.40, (h, w[h])
+
+
+def test_importing_the_auto_rig_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, retarget.autorig, retarget.obj, retarget.ply, mocap.commands.character; "
+            "print(sorted(m for m in ('scipy', 'skimage', 'pyrender', 'mediapipe', 'cv2', 'bpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
