@@ -99,44 +99,63 @@ def fk(
         raise UsageError(f"root_positions must be {batch + (3,)}, got {root_positions.shape}")
     if offsets.shape[-2:] != (J, 3):
         raise UsageError(f"offsets must be ({J}, 3) or (..., {J}, 3), got {offsets.shape}")
-    if joints is not None:
-        want = [int(j) for j in joints]
-        if any(not 0 <= j < J for j in want):
-            raise UsageError(f"joints must be indices in 0..{J - 1}, got {want}")
-        # the joints and all their ancestors, in order (parents still come first)
-        keep: set[int] = set()
-        for j in want:
-            while j >= 0 and j not in keep:
-                keep.add(j)
-                j = int(parents[j])
-        sub = sorted(keep)
-        at = {j: k for k, j in enumerate(sub)}
-        sub_parents = np.array([-1 if parents[j] < 0 else at[int(parents[j])] for j in sub])
-        P, Qg = _fk(sub_parents, offsets[..., sub, :], rotations[..., sub, :], root_positions, batch)
-        pick = [at[j] for j in want]
-        return P[..., pick, :], Qg[..., pick, :]
-    return _fk(parents, offsets, rotations, root_positions, batch)
+    want = list(range(J)) if joints is None else [int(j) for j in joints]
+    if any(not 0 <= j < J for j in want):
+        raise UsageError(f"joints must be indices in 0..{J - 1}, got {want}")
+    # the joints and all their ancestors, in order (parents still come first)
+    keep: set[int] = set()
+    for j in want:
+        while j >= 0 and j not in keep:
+            keep.add(j)
+            j = int(parents[j])
+    sub = sorted(keep)
+    at = {j: k for k, j in enumerate(sub)}
+    pick = [at[j] for j in want]
+    sub_parents = [-1 if parents[j] < 0 else at[int(parents[j])] for j in sub]
 
-
-def _fk(parents: np.ndarray, offsets: np.ndarray, rotations: np.ndarray, root_positions: np.ndarray,
-        batch: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The work of :func:`fk` on checked arrays (``batch`` = the frame shape)."""
-    J = parents.shape[0]
-
-    # Work component-major, (J, 4, N): each joint's w, x, y, z over all N frames is one
-    # contiguous row, so every step below is a fast elementwise pass (the two transposes
-    # cost about as much as the arithmetic; the strided alternative is ~4x slower).
+    # Work component-major, (k, 4, N): each joint's w, x, y, z over all N frames is one
+    # contiguous row, so every step below is a fast elementwise pass. The whole skeleton
+    # changes layout in one transpose each way (they cost about as much as the
+    # arithmetic; the strided alternative is ~4x slower); a few joints, a (T, 4) column at
+    # a time (only the joints needed are touched).
     N = int(np.prod(batch, dtype=np.int64))
-    Ql = rotations.reshape(N, J * 4).T.copy().reshape(J, 4, N)
-    root = root_positions.reshape(N, 3).T
-    if offsets.ndim > 2:
-        off = np.broadcast_to(offsets, batch + (J, 3)).reshape(N, J * 3).T.reshape(J, 3, N)
+    whole = len(sub) == J
+    if whole:
+        Ql = rotations.reshape(N, J * 4).T.copy().reshape(J, 4, N)
     else:
-        off = offsets[:, :, None]  # (J, 3, 1), broadcast over frames
+        R = rotations.reshape(N, J, 4)
+        Ql = np.empty((len(sub), 4, N))
+        for k, j in enumerate(sub):
+            Ql[k] = R[:, j].T
+    if offsets.ndim > 2:
+        O = np.broadcast_to(offsets, batch + (J, 3)).reshape(N, J, 3)
+        off = np.empty((len(sub), 3, N))
+        for k, j in enumerate(sub):
+            off[k] = O[:, j].T
+    else:
+        off = offsets[sub][:, :, None]  # (k, 3, 1), broadcast over frames
+    P, Qg = _fk(sub_parents, off, Ql, root_positions.reshape(N, 3).T)
+    if whole and pick == sub:
+        positions = P.reshape(J * 3, N).T.copy()
+        global_rotations = Qg.reshape(J * 4, N).T.copy()
+    else:
+        positions = np.empty((N, len(pick), 3))
+        global_rotations = np.empty((N, len(pick), 4))
+        for i, k in enumerate(pick):
+            positions[:, i] = P[k].T
+            global_rotations[:, i] = Qg[k].T
+    return positions.reshape(batch + (len(pick), 3)), global_rotations.reshape(batch + (len(pick), 4))
+
+
+def _fk(parents: list[int], off: np.ndarray, Ql: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The work of :func:`fk`, component-major: ``off`` ``(J, 3, N)`` or ``(J, 3, 1)``,
+    local rotations ``Ql`` ``(J, 4, N)`` (overwritten with the global ones, which are
+    returned), ``root`` ``(3, N)``. Returns ``(P (J, 3, N), Qg (J, 4, N))``."""
+    J, _, N = Ql.shape
     Qg = Ql  # overwritten joint by joint with global rotations (parents come first)
     P = np.empty((J, 3, N))
     for j in range(J):
-        p = int(parents[j])
+        p = parents[j]
         if p < 0:
             P[j] = root
             continue
@@ -157,9 +176,7 @@ def _fk(parents: np.ndarray, offsets: np.ndarray, rotations: np.ndarray, root_po
         P[j, 0] = P[p, 0] + vx + w1 * tx + (y1 * tz - z1 * ty)
         P[j, 1] = P[p, 1] + vy + w1 * ty + (z1 * tx - x1 * tz)
         P[j, 2] = P[p, 2] + vz + w1 * tz + (x1 * ty - y1 * tx)
-    positions = P.reshape(J * 3, N).T.copy().reshape(batch + (J, 3))
-    global_rotations = Qg.reshape(J * 4, N).T.copy().reshape(batch + (J, 4))
-    return positions, global_rotations
+    return P, Qg
 
 
 def slerp(Q0: np.ndarray, Q1: np.ndarray, t: np.ndarray) -> np.ndarray:
