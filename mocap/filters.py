@@ -463,14 +463,13 @@ def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], 
                 block = X[where]
                 if grid is not None:
                     block = _interp_rows(grid, ts, block)
-                rows = np.ascontiguousarray(block.T)  # (k, n): one signal per row
-                n = rows.shape[1]
+                n = block.shape[0]
                 if n < 4 and grid is None:
                     continue  # too short to filter: left as it is
                 if grid is None:
                     # a constant signal (a joint held at rest, a finger never seen) leaves a
                     # low-pass as it came in (gain 1 at 0 Hz): copied, not filtered
-                    const = (rows == rows[:, :1]).all(axis=1)
+                    const = (block == block[:1]).all(axis=0)
                     if const.all():
                         for o in outs:
                             o[where] = block
@@ -478,8 +477,9 @@ def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], 
                     if const.any():
                         for o in outs:
                             o[s:e, cols[const]] = block[:, const]
-                        cols, rows = cols[~const], rows[~const]
+                        cols, block = cols[~const], block[:, ~const]
                         where = (slice(s, e), cols)
+                rows = np.ascontiguousarray(block.T)  # (k, n): one signal per row
                 for o, cache, (cutoff_hz, order) in zip(outs, caches, specs):
                     if n < 4:  # (on a grid it still goes there and back, as it always has)
                         o[where] = _interp_rows(ts, grid, rows.T)
