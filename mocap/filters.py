@@ -1270,6 +1270,7 @@ def residual_cutoff(x: Any, t: Any, *, candidates_hz: Any = None, fit_band: tupl
     x, t = _as_track(x, t, "butterworth_zero_phase")
     X = x.reshape(x.shape[0], -1)
     ok = np.isfinite(X)
+    all_ok = bool(ok.all())
     res = np.empty(len(cands))
     # all candidates through one bank (the runs are found once, the designs are cached),
     # as many at a time as fit in ~64 MB
@@ -1277,8 +1278,11 @@ def residual_cutoff(x: Any, t: Any, *, candidates_hz: Any = None, fit_band: tupl
     for b0 in range(0, len(cands), batch):
         fcs = [float(fc) for fc in cands[b0:b0 + batch]]
         for i, f in enumerate(_lowpass_bank(x, t, [(fc, 4) for fc in fcs], "butterworth_zero_phase"), b0):
-            d = (X - f)[ok & np.isfinite(f)]
-            res[i] = np.sqrt(np.mean(d * d)) if d.size else np.nan
+            if all_ok and np.isfinite(f).all():  # nothing left out: the same values, in order
+                d = np.subtract(X, f)
+            else:
+                d = (X - f)[ok & np.isfinite(f)]
+            res[i] = np.sqrt(np.mean(np.multiply(d, d, out=d))) if d.size else np.nan
     band = (cands >= fit_band[0] * cands[-1]) & (cands <= fit_band[1] * cands[-1]) & np.isfinite(res)
     if band.sum() < 2 or not np.all(np.isfinite(res)):
         raise UsageError("residual_cutoff: not enough valid samples to analyse")
