@@ -83,7 +83,7 @@ def register(sub) -> None:
                         "sent over VMC as /VMC/Ext/Blend/Val)")
     p.add_argument("--sequential", action="store_true",
                    help="solve in the tracking thread instead of overlapping it with the next frame's "
-                        "tracking (slower; for comparison)")
+                        "tracking: lower latency, lower frame rate (see docs/recording.md)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
