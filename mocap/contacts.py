@@ -337,34 +337,49 @@ def _ankle_height(skeleton, leg: _Leg) -> float:
 
 
 def _targets(A0, Qf0, mask, nb, anchor, hmin, lock_rotation):
-    """Ankle targets (T,3), foot rotations (T,4), lock weight (T,) for one leg."""
+    """Ankle targets (T,3), foot rotations (T,4), lock weight (T,) for one leg.
+
+    Per contact segment the planted position and rotation; the fades in and out of all
+    segments (disjoint frame ranges: two neighbours split the gap between them) are then
+    computed in one batch."""
     T = len(A0)
     At, Qt, w = A0.copy(), Qf0.copy(), np.zeros(T)
     segs = contact_segments(mask)
     I = np.array([1.0, 0.0, 0.0, 0.0])
+    # per fade: (first frame, frame count, reference frame, rising, segment)
+    fades: list[tuple[int, int, int, bool, int]] = []
+    locks = np.empty((len(segs), 3))
+    qlocks = np.empty((len(segs), 4))
     for k, (s, e) in enumerate(segs):
         lock = A0[s:e].mean(0) if anchor == "mean" else A0[s].copy()
         lock[1] = max(lock[1], hmin)
-        qlock = _quat_mean(Qf0[s:e]) if lock_rotation else None
+        locks[k] = lock
         At[s:e] = lock
         if lock_rotation:
-            Qt[s:e] = qlock
+            qlocks[k] = Qt[s:e] = _quat_mean(Qf0[s:e])
         w[s:e] = 1.0
         gap_before = s - (segs[k - 1][1] if k > 0 else 0)
         gap_after = (segs[k + 1][0] if k + 1 < len(segs) else T) - e
         n_in = min(nb, gap_before - gap_before // 2 if k > 0 else gap_before)
         n_out = min(nb, gap_after // 2 if k + 1 < len(segs) else gap_after)
-        for rng, ref, n, rising in ((np.arange(s - n_in, s), s, n_in, True),
-                                    (np.arange(e, e + n_out), e - 1, n_out, False)):
-            if n <= 0:
-                continue
-            j = np.arange(n) + 1.0
-            ww = _smoothstep(j / (n + 1) if rising else (n + 1 - j) / (n + 1))
-            At[rng] = A0[rng] + ww[:, None] * (lock - A0[ref])
-            if lock_rotation:
-                C = Q_mul(qlock, Q_inv(Qf0[ref]))
-                Qt[rng] = Q_mul(slerp(np.broadcast_to(I, (n, 4)), np.broadcast_to(C, (n, 4)), ww), Qf0[rng])
-            w[rng] = ww
+        if n_in > 0:
+            fades.append((s - n_in, n_in, s, True, k))
+        if n_out > 0:
+            fades.append((e, n_out, e - 1, False, k))
+    if not fades:
+        return At, Qt, w
+    first, count, ref, rising, seg = (np.array(v) for v in zip(*fades))
+    fade = np.repeat(np.arange(len(fades)), count)  # the fade of each faded frame
+    n = count[fade]
+    j = np.arange(fade.size) - np.repeat(np.cumsum(count) - count, count) + 1.0  # 1 .. n
+    rng = first[fade] + (j - 1).astype(np.int64)
+    ref_f = ref[fade]
+    ww = _smoothstep(np.where(rising[fade], j / (n + 1), (n + 1 - j) / (n + 1)))
+    At[rng] = A0[rng] + ww[:, None] * (locks[seg[fade]] - A0[ref_f])
+    if lock_rotation:
+        C = Q_mul(qlocks[seg], Q_inv(Qf0[ref]))[fade]
+        Qt[rng] = Q_mul(slerp(np.broadcast_to(I, (fade.size, 4)), C, ww), Qf0[rng])
+    w[rng] = ww
     return At, Qt, w
 
 
