@@ -363,7 +363,8 @@ def butterworth_zero_phase(x: Any, t: Any, *, cutoff_hz: float, order: int = 4) 
     **Cost.** The filtering is ``sosfiltfilt``'s, step for step (so the same numbers),
     run along contiguous rows (one column of a run per row), with each design made once
     and cached; a long track is split over two threads (18000 frames x 105 columns:
-    ~50 ms on one core).
+    ~50 ms on one core). A column that is constant over a run (a joint held at rest) is
+    copied instead: the filter's gain at 0 Hz is 1.
 
     Raises :class:`UsageError` if ``cutoff_hz`` is not below the Nyquist frequency
     (half the median frame rate).
