@@ -397,11 +397,14 @@ def test_live_face_curves_follow_the_jaw_and_match_the_offline_face_solver(tmp_p
     th.start()
     monkeypatch.setattr(sys, "stdin", open(os.devnull))
     opts = record.RecordOptions(camera=str(clip), out=str(tmp_path / "out"), resolution=(240, 240), headless=True,
-                                autostart=True, video=False, vmc=("127.0.0.1", rx.getsockname()[1]))
+                                autostart=True, video=False, vmc=("127.0.0.1", rx.getsockname()[1]), loop=True)
     rec = record.Recorder(opts, out=lambda s: None)
+    quitter = threading.Timer(10.0, lambda: rec.commands.append("quit"))  # 10 s of the looped clip
+    quitter.start()
     try:
         assert rec.run() == 0
     finally:
+        quitter.cancel()
         stop.set()
         th.join(2)
         rx.close()
