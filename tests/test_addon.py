@@ -128,7 +128,7 @@ def test_zip_installs_as_an_extension_with_panel_and_operators_and_no_scipy(run)
 
         m = tomllib.loads(z.read("blender_manifest.toml").decode())
     assert m["schema_version"] == "1.0.0" and m["id"] == "understudy" and m["blender_version_min"] == "4.2.0"
-    assert "files" in m["permissions"] and m["license"]
+    assert "files" in m["permissions"] and "network" in m["permissions"] and m["license"]
     assert {f"data/bonemaps/{p}.toml" for p in builtin_profiles()} <= set(names)
     assert "data/skeleton/canonical.toml" in names and "__init__.py" in names
     assert res["blender"].startswith("5.0")
@@ -141,7 +141,7 @@ def test_zip_installs_as_an_extension_with_panel_and_operators_and_no_scipy(run)
     drawn = res["panel_draw"]
     ops = [d[1][0] for d in drawn if d[0] == "operator"]
     assert ops == ["understudy.import_take", "understudy.import_bvh", "understudy.import_face_csv",
-                   "understudy.map_detect", "understudy.map_import", "understudy.map_export", "understudy.map_clear"]
+                   "understudy.live_link", "understudy.live_link_stop", "understudy.map_detect", "understudy.map_import", "understudy.map_export", "understudy.map_clear"]
     labels = [d[2] for d in drawn if d[0] == "label"]
     assert labels == ["Rig: understudy_skeleton", "Bone map: canonical"]
     assert ["template_list", ["UNDERSTUDY_UL_bonemap", "", "understudy_map", "understudy_map_index"], None] in drawn

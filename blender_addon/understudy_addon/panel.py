@@ -29,6 +29,10 @@ class VIEW3D_PT_understudy(bpy.types.Panel):  # noqa: N801 (Blender naming conve
         col.operator("understudy.import_take", icon="IMPORT")
         col.operator("understudy.import_bvh", icon="IMPORT")
         layout.operator("understudy.import_face_csv", icon="SHAPEKEY_DATA")
+        live = layout.row(align=True)  # VMC live link (understudy record --vmc, VSeeFace, Warudo ...)
+        live.enabled = arm is not None
+        live.operator("understudy.live_link", text="Live link (VMC)", icon="LINKED")
+        live.operator("understudy.live_link_stop", text="", icon="CANCEL")
         if arm is None:
             return
         box = layout.box()
