@@ -52,8 +52,15 @@ also fixes the twist about the bone, which the direction alone leaves free:
   once the parent is aligned. A T-pose source onto an A-pose target (the MakeHuman
   characters, arms about 45 deg down) thus turns each arm about the forward axis, and a
   bent-elbow rest (MakeHuman's forearms point forward) is straightened as the source's is;
-* a bone without a vector inherits its paired parent's ``A`` (the head keeps its rest
-  relation to the neck).
+* the head (no vector: a BVH head's end site points up the skull, a glTF head is a
+  leaf): the **facing turn**, the rotation about +Y taking the target's hip line onto the
+  source's (both rigs' faces look along their facing in the rest pose). Inheriting the
+  neck's ``A`` would tip the face by the difference of the two necks' rest leans (the
+  MakeHuman characters' necks lean 18 deg forward, the CMU walk's 0.5 deg, so the chin
+  went up ~17 deg); with the facing turn the face's forward and up follow the source
+  head's, and the lean difference is taken up between neck and head (by the head's
+  local rotation, or shared over a trunk chain such as MakeHuman's ``Neck1``);
+* any other bone without a vector inherits its paired parent's ``A``.
 
 When the source's path from a bone to the end of its vector passes through joints that
 are not paired (cgspeed's ``lowerneck`` between ``Chest2`` and ``Neck``, ``lhand`` between
@@ -360,7 +367,7 @@ class Alignment:
     ``rest_rotations`` canonical -> ``A`` ``(4,)`` wxyz; ``vectors`` canonical -> (head,
     tail) canonical names of the bone vector (absent for bones without one);
     ``twist_ref`` canonical -> what fixed the twist (``"hip line + up"``, ``"palm
-    line"``, ``"parallel transport"``, ``"parent"``); ``body`` the paired bones
+    line"``, ``"parallel transport"``, ``"facing"`` (the head), ``"parent"``); ``body`` the paired bones
     :func:`solve_rotations` drives, ``fingers`` those :func:`transfer_fingers` drives;
     ``chains`` the target's unpaired joints that take a share of a chain's rotation.
     """
@@ -432,6 +439,8 @@ def rest_alignment(source: Skeleton, target: Skeleton, pairs: BonePairs, *, fing
             if q is None:
                 raise RigError("the hip line is vertical in a rest pose: the skeletons do not stand upright")
             A[c], twist[c] = q, "hip line + up"
+            # the turn about +Y between the two rigs' facings: up stays up exactly
+            facing = _frame_rotation(UP, _rest_vector(Pt, ti, head, tail), UP, _rest_vector(Ps, si, head, tail))
             continue
         base = A[paired_parent(c)]
         vec = None
@@ -442,7 +451,10 @@ def rest_alignment(source: Skeleton, target: Skeleton, pairs: BonePairs, *, fing
                     vec = (c, tail, _unit(ds), _unit(dt))
                     break
         if vec is None:
-            A[c], twist[c] = base, "parent"
+            if c == "head":  # the face looks where the source's does, not where the neck leans
+                A[c], twist[c] = facing, "facing"
+            else:
+                A[c], twist[c] = base, "parent"
             continue
         vectors[c] = vec[:2]
         q = None

@@ -16,7 +16,9 @@ canonical joint both sides map,
   both sides map those fingers, so the palm faces where the source's palm faces;
 * any other bone: parallel transport, ``A_c = swing(A_p d_t -> d_s) A_p`` with ``p`` its
   nearest mapped canonical ancestor (a T-pose source onto an A-pose target turns each
-  arm about the forward axis); a bone without a vector (head, toes, ...) takes ``A_p``;
+  arm about the forward axis); the head takes the turn about +Y between the two rigs'
+  facings (hip line about world up), so the face looks where the source's looks however
+  differently the necks lean; any other bone without a vector (toes, ...) takes ``A_p``;
 * ``S(c, t)``: the swing from ``G_s d_s`` onto the source's actual segment (joint to tail)
   at frame ``t``: identity when the source has no joints between the two, otherwise the
   target follows the segment through unmapped source joints (cgspeed's ``lowerneck``).
@@ -153,13 +155,15 @@ def retarget(source: Motion, source_found: dict[str, str], target: Target, targe
             np.linalg.norm(Rs[si[x]] - Rs[si[c]]), np.linalg.norm(Rt[ti[x]] - Rt[ti[c]])) > 1e-3), None)
         if c == "hips":
             up = np.array([0.0, 1.0, 0.0])
-            A[c] = _frame_rotation(Rt[ti["leftUpperLeg"]] - Rt[ti["rightUpperLeg"]], up,
-                                   Rs[si["leftUpperLeg"]] - Rs[si["rightUpperLeg"]], up)
+            hip_t = Rt[ti["leftUpperLeg"]] - Rt[ti["rightUpperLeg"]]
+            hip_s = Rs[si["leftUpperLeg"]] - Rs[si["rightUpperLeg"]]
+            A[c] = _frame_rotation(hip_t, up, hip_s, up)
             if A[c] is None:
                 raise RigError("the hip line is vertical in the rest pose: the rig does not stand upright")
+            facing = _frame_rotation(up, hip_t, up, hip_s)  # the turn about +Y between the facings
             continue
-        if tail is None:
-            A[c] = Ap
+        if tail is None:  # the head looks where the source's looks, not where the neck leans
+            A[c] = facing if c == "head" else Ap
             continue
         ds, dt = quat.unit(Rs[si[tail]] - Rs[si[c]]), quat.unit(Rt[ti[tail]] - Rt[ti[c]])
         palm = _palm(c, pairs) if c.endswith(("LowerArm", "Hand")) else None
