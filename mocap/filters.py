@@ -385,16 +385,38 @@ def _butter_design(order: int, wc: float, fs: float) -> tuple[np.ndarray, np.nda
     return sos, sosfilt_zi(sos), 3 * ntaps
 
 
-def _filtfilt_rows(sosfilt, sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
+def _sosfilt_core():
+    """scipy's in-place second-order-sections loop, ``_sosfilt(sos, x, zi)`` (what
+    ``sosfilt`` runs after copying its input and state), or ``None`` in a scipy that
+    does not have it under that name (then the public ``sosfilt`` is used: the same
+    numbers, two copies more per pass)."""
+    try:
+        from scipy.signal._sosfilt import _sosfilt
+    except ImportError:
+        return None
+    return _sosfilt
+
+
+def _filtfilt_rows(core, sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
     """``scipy.signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen)`` for ``x`` ``(k, n)``
     (one signal per row, ``0 < padlen < n``), step for step (the same odd extension,
     initial conditions and passes), so the result is identical; it only skips the
-    transposes that filtering along axis 0 costs. ``sosfilt`` is scipy's."""
+    transposes that filtering along axis 0 costs. ``core`` is :func:`_sosfilt_core`'s:
+    the passes then filter our own arrays in place (``sosfilt`` copies its input, which
+    costs about as much as the filtering itself), else scipy's ``sosfilt`` is used."""
     ext = np.concatenate((2 * x[:, :1] - x[:, padlen:0:-1], x,
                           2 * x[:, -1:] - x[:, -2:-(padlen + 2):-1]), axis=1)
-    z = zi.reshape(zi.shape[0], 1, 2)
-    y, _ = sosfilt(sos, ext, axis=-1, zi=z * ext[:, :1])
-    y, _ = sosfilt(sos, y[:, ::-1], axis=-1, zi=z * y[:, -1:])
+    if core is None:
+        from scipy.signal import sosfilt
+
+        z = zi.reshape(zi.shape[0], 1, 2)
+        y, _ = sosfilt(sos, ext, axis=-1, zi=z * ext[:, :1])
+        y, _ = sosfilt(sos, y[:, ::-1], axis=-1, zi=z * y[:, -1:])
+        return y[:, ::-1][:, padlen:ext.shape[1] - padlen]
+    # the state (k, sections, 2) as sosfilt builds it: zi times the first sample
+    core(sos, ext, zi[None] * ext[:, :1, None])  # forwards, in place
+    y = ext[:, ::-1].copy()
+    core(sos, y, zi[None] * y[:, :1, None])  # backwards, in place
     return y[:, ::-1][:, padlen:ext.shape[1] - padlen]
 
 
@@ -411,8 +433,7 @@ def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], 
     are worked out once for all the filters; the filtering itself may run on
     :data:`_WORKERS` threads (scipy's ``sosfilt`` releases the GIL), each writing its own
     part of an output, so the result does not depend on it."""
-    from scipy.signal import sosfilt
-
+    core = _sosfilt_core()
     T = x.shape[0]
     X = x.reshape(T, -1)
     fs_med = 1.0 / _median_dt(t)
@@ -493,7 +514,7 @@ def _lowpass_bank(x: np.ndarray, t: np.ndarray, specs: list[tuple[float, int]], 
 
     def work(job) -> None:
         o, where, ts, grid, rows, sos, zi, padlen = job
-        y = _filtfilt_rows(sosfilt, sos, zi, rows, padlen).T  # (n, k)
+        y = _filtfilt_rows(core, sos, zi, rows, padlen).T  # (n, k)
         o[where] = y if grid is None else _interp_rows(ts, grid, y)
 
     _run_jobs(work, jobs, sum(job[4].size for job in jobs))
