@@ -224,7 +224,8 @@ def _solve_options(args):
                         face_cutoff_hz=args.face_cutoff, max_gap_s=args.max_gap, limits=not args.no_limits,
                         foot_lock=not args.no_foot_lock, contact_height_m=args.contact_height,
                         contact_speed_m_s=args.contact_speed, max_slide_m=args.max_slide,
-                        root_smooth_s=args.root_smooth, fov_deg=args.fov)
+                        root_smooth_s=args.root_smooth, fov_deg=args.fov,
+                        depth_refine=getattr(args, "depth_refine", True))
 
 
 def _load_motion_any(path: str):
@@ -484,6 +485,10 @@ def _add_solve_options(p: argparse.ArgumentParser) -> None:
                    help="smoothing of the hips' camera-space path, seconds (default 0.05)")
     p.add_argument("--fov", type=float, default=None, metavar="DEG",
                    help="horizontal field of view of the camera, overriding the take's")
+    p.add_argument("--depth-refine", dest="depth_refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="re-estimate each bone's depth from the 2D landmarks and the take's bone lengths "
+                        "(default on; --no-depth-refine keeps MediaPipe's depth: about 7 mm worse PA-MPJPE "
+                        "on the accuracy round trip, docs/accuracy.md)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

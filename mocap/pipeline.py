@@ -45,7 +45,9 @@ class SolveOptions:
     slide (pivot, dance step) and is not locked; ``finger_cutoff_hz`` [4] low-pass of the
     finger joints' rotations, so fingers ease into a pose when a hand is found again
     instead of popping from the held pose; ``root_smooth_s`` [0.05] smoothing of the camera-space hips path;
-    ``fov_deg`` overrides the take's camera field of view.
+    ``fov_deg`` overrides the take's camera field of view; ``depth_refine`` [on] re-estimates
+    each bone's depth from the 2D landmarks and the take's bone lengths (:mod:`mocap.depth`;
+    :func:`solve_take` only, markers given to :func:`solve_markers` are used as they are).
     """
 
     mode: str = "offline"
@@ -61,6 +63,7 @@ class SolveOptions:
     finger_cutoff_hz: float = 4.0
     root_smooth_s: float = 0.05
     fov_deg: float | None = None
+    depth_refine: bool = True
 
     def check(self) -> None:
         if self.mode not in ("offline", "live"):
@@ -217,11 +220,18 @@ def solve_take(take, options: SolveOptions | None = None, *, progress: bool = Fa
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=5, unit="stage", dynamic_ncols=True)
+        bar = tqdm(total=5 + bool(opts.depth_refine), unit="stage", dynamic_ncols=True)
     try:
         with _stage(timings, "lift", bar):
             markers, info = lift_take(take, intrinsics=intr, smooth_s=opts.root_smooth_s)
+        lifted = markers
+        if opts.depth_refine:
+            from .depth import refine_markers_depth
+
+            with _stage(timings, "depth", bar):
+                markers, info["depth"] = refine_markers_depth(markers, take, info)
         result = solve_markers(markers, opts, lift_info=info, _bar=bar, _timings=timings)
+        result.raw = lifted  # the raw baseline stays MediaPipe's lifted landmarks
     finally:
         if bar is not None:
             bar.close()
