@@ -18,14 +18,15 @@ from tests.conftest import shared_file
 W, H = 320, 240
 SECONDS = 2.0
 
-# measured (2026-11-26, 320x240, mediapipe 0.10.21, complexity 1): see _measured() below
+# measured (2026-11-26, 320x240, mediapipe 0.10.21, complexity 1, with the depth pass of
+# mocap.depth; without it: 60.3 / 106.6 / 11.2 / 6.2 / 9.2 / 252): see _measured() below
 LIMITS = {
-    "pa_mpjpe_mm": 68.0,  # measured 59.2 solved / 60.8 raw MediaPipe
-    "mpjpe_mm": 123.0,  # measured 106.9 / 109.0
-    "bone_direction_deg": 13.5,  # measured 11.5 / 11.7
-    "root_path_percent": 7.5,  # measured 6.1 / 6.1 (of 0.53 m travelled)
-    "skate_cm_per_contact": 12.5,  # measured 10.3 / 13.0 (target 1 cm: not met, see docs/accuracy.md)
-    "jitter_m_s3": 260.0,  # measured 212 / 829 (truth 181)
+    "pa_mpjpe_mm": 61.0,  # measured 53.1 solved / 61.9 raw MediaPipe
+    "mpjpe_mm": 106.0,  # measured 91.9 / 108.8
+    "bone_direction_deg": 12.3,  # measured 10.7 / 11.3
+    "root_path_percent": 6.7,  # measured 5.8 / 6.2 (of 0.53 m travelled)
+    "skate_cm_per_contact": 6.5,  # measured 5.2 / 12.1 (target 1 cm: not met, see docs/accuracy.md)
+    "jitter_m_s3": 245.0,  # measured 204 / 794 (truth 181)
 }
 
 
@@ -147,14 +148,16 @@ def test_solved_not_worse_than_raw(roundtrip):
     # cleaning and the skeleton solve make the motion smoother and the feet steadier
     assert solved["jitter_m_s3"] < 0.5 * raw["jitter_m_s3"]
     assert solved["skate_cm_per_contact"] < raw["skate_cm_per_contact"]
-    # poses: no worse than raw (1 mm / 0.3 deg allowed: the solve keeps bone lengths fixed)
-    assert solved["pa_mpjpe_mm"] <= raw["pa_mpjpe_mm"] + 1.0
-    assert solved["mpjpe_mm"] <= raw["mpjpe_mm"] + 1.0
+    # poses: better than raw, mostly by the depth pass (measured 8.8 mm PA-MPJPE and 16.9 mm
+    # MPJPE better; 1.6 / 2.2 mm without it), bone directions no worse (0.3 deg allowed)
+    assert solved["pa_mpjpe_mm"] <= raw["pa_mpjpe_mm"] - 5.0
+    assert solved["mpjpe_mm"] <= raw["mpjpe_mm"] - 10.0
     assert solved["bone_direction_deg"] <= raw["bone_direction_deg"] + 0.3
-    # the root path is the lift's: the solve does not move the pelvis centre (equal within 1 mm)
+    # the root path is the lift's: the depth pass moves the hips only along their rays (the
+    # pelvis centre by the hips' mean: measured 30.5 mm solved vs 32.6 raw), no worse than raw
     rs = roundtrip["metrics"]["solved"]["root_path_mm"]["rigid_horizontal"]
     rr = roundtrip["metrics"]["raw"]["root_path_mm"]["rigid_horizontal"]
-    assert abs(rs - rr) < 1.0
+    assert rs < rr + 1.0
 
 
 def test_understudy_eval_gives_the_same_figures(roundtrip, capsys):
