@@ -5,6 +5,8 @@ stage       what                                                     module
 ==========  =======================================================  =====================
 lift        hips translation in camera space from the 2D/3D fit,     :mod:`mocap.root`
             the floor plane, world frame (+Y up, floor at 0)
+depth       each bone's depth from its 2D landmarks and length       :mod:`mocap.depth`
+            (:func:`solve_take` only; ``depth_refine``)
 clean       swap repair, spikes, gaps, zero-phase filter (offline)   :mod:`mocap.cleanup`
             or One Euro (live), per-take bone lengths enforced
 solve       local rotations on the canonical skeleton                :mod:`mocap.solve`
@@ -204,7 +206,9 @@ def solve_markers(markers: Markers, options: SolveOptions | None = None, *, prog
 
 
 def solve_take(take, options: SolveOptions | None = None, *, progress: bool = False) -> SolveResult:
-    """The whole pipeline on a :class:`~mocap.take.Take`: lift, clean, solve, contacts, lock."""
+    """The whole pipeline on a :class:`~mocap.take.Take`: lift, depth (``depth_refine``),
+    clean, solve, contacts, lock. ``result.raw`` is the lifted markers before the depth pass
+    (MediaPipe's own, the baseline); ``result.lift_info["depth"]`` what the pass found."""
     from .root import lift_take
     from .take import Intrinsics
 
@@ -226,10 +230,12 @@ def solve_take(take, options: SolveOptions | None = None, *, progress: bool = Fa
             markers, info = lift_take(take, intrinsics=intr, smooth_s=opts.root_smooth_s)
         lifted = markers
         if opts.depth_refine:
-            from .depth import refine_markers_depth
+            from .depth import DepthOptions, refine_markers_depth
 
+            # live: no look-ahead, so no smoothing of the depth over time (the cleaner's One Euro filters)
+            dopts = DepthOptions(smooth_s=0.0) if opts.mode == "live" else DepthOptions()
             with _stage(timings, "depth", bar):
-                markers, info["depth"] = refine_markers_depth(markers, take, info)
+                markers, info["depth"] = refine_markers_depth(markers, take, info, dopts)
         result = solve_markers(markers, opts, lift_info=info, _bar=bar, _timings=timings)
         result.raw = lifted  # the raw baseline stays MediaPipe's lifted landmarks
     finally:
