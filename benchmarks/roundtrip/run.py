@@ -75,6 +75,9 @@ def _parse_args(argv=None):
                    help="MediaPipe pose model: 0 lite, 1 full (default, bundled), 2 heavy (needs "
                         "`understudy models install --from ../shared/models`)")
     p.add_argument("--reuse", action="store_true", help="reuse clips and takes already in --out")
+    p.add_argument("--no-depth-refine", dest="depth_refine", action="store_false",
+                   help="solve without the depth pass (mocap.depth), to compare (default: with it, as "
+                        "`understudy solve`)")
     return p.parse_args(argv)
 
 
@@ -92,7 +95,8 @@ def character_file(name: str, out: Path) -> Path:
     return path
 
 
-def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool, model_complexity: int = 1) -> dict:
+def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool, model_complexity: int = 1,
+            depth_refine: bool = True) -> dict:
     from mocap.motion_io import load_motion, save_motion
     from mocap.roundtrip import compare, render_clip, save_truth, tracker_diagnostics
     from mocap.take import load_take, save_take
@@ -108,14 +112,17 @@ def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool, 
     t_render = time.perf_counter() - t0
     t0 = time.perf_counter()
     take_dir = folder / "take"
-    from mocap.pipeline import solve_take
+    from mocap.pipeline import SolveOptions, solve_take
     from mocap.roundtrip import track_and_solve
 
+    opts = SolveOptions(depth_refine=depth_refine)
     if reuse and (take_dir / "motion.npz").is_file():
         take = load_take(take_dir)
-        res = solve_take(take)
+        res = solve_take(take, opts)
     else:
         take, res = track_and_solve(video, hfov_deg=cam.hfov_deg, model_complexity=model_complexity)
+        if not depth_refine:
+            res = solve_take(take, opts)
         save_take(take, take_dir)
         save_motion(res.motion, take_dir / "motion.npz", contacts=res.contacts)
     load_motion(take_dir / "motion.npz")  # the file `understudy eval` reads must load
@@ -302,7 +309,7 @@ def main(argv=None) -> int:
                 folder = out / ch_name / clip / cam_name
                 print(f"== {ch_name} / {clip} / {cam_name}: {truth.n_frames} frames", flush=True)
                 r = run_one(ch, ch_name, clip, truth, posed, cams[cam_name], folder, reuse=args.reuse,
-                            model_complexity=args.model_complexity)
+                            model_complexity=args.model_complexity, depth_refine=args.depth_refine)
                 r.update(character=ch_name, clip=clip, camera=cam_name, frames=truth.n_frames)
                 rows.append(r)
                 s, w = r["solved"], r["raw"]
@@ -318,7 +325,7 @@ def main(argv=None) -> int:
     md = tables(rows)
     made = plots(rows, out)
     header = (f"# Round-trip accuracy\n\n{args.width}x{args.height}, {args.hfov:g} deg field of view, 30 fps, "
-              f"pose model complexity {args.model_complexity}; "
+              f"pose model complexity {args.model_complexity}, depth pass {'on' if args.depth_refine else 'off'}; "
               f"{len(rows)} clip-camera pairs in {time.perf_counter() - t_start:.0f} s"
               f"{' (clips and takes reused, solved again)' if args.reuse else ''}. Lengths in mm, root path in % "
               f"of the distance the pelvis travelled (rigidly aligned path), foot skate in cm slid per truth "
