@@ -315,10 +315,14 @@ class LivePose:
 
     WINDOW = 3
 
-    def __init__(self, source: SourceInfo, *, calib_s: float = 1.0, limits: bool = True) -> None:
+    def __init__(self, source: SourceInfo, *, calib_s: float = 1.0, limits: bool = True,
+                 fast: bool = True) -> None:
         from .cleanup import LiveCleaner
 
         self.source = source
+        self.fast = bool(fast)
+        self._fast = None  # the mocap.live_solve.LiveSolver, made at the first frame
+        self._lift = None  # the mocap.live_solve.LiveLift, made at the first frame
         self.calib_s = float(calib_s)
         self.limits = limits
         self._T0: np.ndarray | None = None
@@ -333,6 +337,14 @@ class LivePose:
         self.joint_names: tuple[str, ...] | None = None
         self._window: collections.deque = collections.deque(maxlen=self.WINDOW)
         self.timings: dict[str, float] = collections.defaultdict(float)
+
+    def _one(self, t: float, lm: dict[str, Any]) -> Take:
+        """The frame as a one-frame take."""
+        return Take(
+            timestamps=np.array([t]), frame_index=np.array([0]),
+            **{k: lm[k][None] for k in _LM_ARRAYS},
+            present={p: np.array([bool(lm["present"][p])]) for p in PART_SIZES},
+            source=self.source)
 
     def _fix_world(self) -> None:
         """The world frame from every body frame seen so far, fixed from now on."""
@@ -353,41 +365,59 @@ class LivePose:
         self._T0 = np.asarray(info["T_world_from_camera"], float)
         self._cleaner = None  # the points jump to the new frame: restart the filters
         self._window.clear()
+        if self._fast is not None:
+            self._fast.reset()
 
     def push(self, t: float, lm: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         from .errors import SolveError
-        from .markers import Markers
         from .root import lift_take
-        from .solve import solve_motion
 
         if not lm["present"]["pose"]:
             return None
         c0 = time.perf_counter()
-        one = Take(
-            timestamps=np.array([t]), frame_index=np.array([0]),
-            **{k: lm[k][None] for k in _LM_ARRAYS},
-            present={p: np.array([bool(lm["present"][p])]) for p in PART_SIZES},
-            source=self.source)
-        try:
-            mk, info = lift_take(one, smooth_s=0.0)
-        except SolveError:
-            return None
-        T_i = np.asarray(info["T_world_from_camera"], float)
-        if self._T0 is None:
-            self._T0 = T_i
-            self._t_body = t
-        if not self._world_fixed:
-            self._world_buf.append(one)
-            if t - self._t_body >= self.calib_s and len(self._world_buf) >= 5:
-                self._fix_world()
-        # this frame's world -> camera -> the fixed world (rigid: the inverse is R^T, -R^T t)
-        R_i, t_i = T_i[:3, :3], T_i[:3, 3]
-        R = self._T0[:3, :3] @ R_i.T
-        P = mk.points[0] @ R.T + (self._T0[:3, 3] - R @ t_i)
+        if self.fast and self._T0 is not None:
+            # the world frame is known: place the frame in the camera and compose
+            # (mocap.live_solve.LiveLift mirrors lift_take's placement; the per-frame
+            # floor that lift_take also finds cancels out: world_i -> camera -> world_0)
+            got = self._lift.lift(lm)
+            if got is None:
+                return None
+            P_cam, conf0 = got
+            names = self._lift.names
+            if not self._world_fixed:
+                self._world_buf.append(self._one(t, lm))
+                if t - self._t_body >= self.calib_s and len(self._world_buf) >= 5:
+                    self._fix_world()
+            P = P_cam @ self._T0[:3, :3].T + self._T0[:3, 3]
+        else:
+            one = self._one(t, lm)
+            try:
+                mk, info = lift_take(one, smooth_s=0.0)
+            except SolveError:
+                return None
+            names, conf0 = mk.names, mk.confidence[0]
+            T_i = np.asarray(info["T_world_from_camera"], float)
+            if self._T0 is None:
+                self._T0 = T_i
+                self._t_body = t
+                if self.fast:
+                    from .live_solve import LiveLift
+
+                    self._lift = LiveLift(info["intrinsics"])
+                    if self._lift.names != tuple(names):  # pragma: no cover - the two list the same markers
+                        raise SolveError("internal: LiveLift's markers differ from lift_take's")
+            if not self._world_fixed:
+                self._world_buf.append(one)
+                if t - self._t_body >= self.calib_s and len(self._world_buf) >= 5:
+                    self._fix_world()
+            # this frame's world -> camera -> the fixed world (rigid: the inverse is R^T, -R^T t)
+            R_i, t_i = T_i[:3, :3], T_i[:3, 3]
+            R = self._T0[:3, :3] @ R_i.T
+            P = mk.points[0] @ R.T + (self._T0[:3, 3] - R @ t_i)
         c1 = time.perf_counter()
         if self._cleaner is None:
-            self._cleaner = self._cleaner_cls(mk.names)
-        P, conf = self._cleaner.push(P, t, mk.confidence[0])
+            self._cleaner = self._cleaner_cls(names)
+        P, conf = self._cleaner.push(P, t, conf0)
         c2 = time.perf_counter()
         # the solver judges a hinge's bend plane on runs of 3 frames, so it gets the last
         # 3 cleaned frames (all causal) and we keep its answer for the newest
@@ -395,24 +425,60 @@ class LivePose:
         win = list(self._window)
         while len(win) < self.WINDOW:  # the first frames: the earliest repeated, 1/30 s apart
             win.insert(0, (win[0][0] - 1.0 / 30.0, win[0][1], win[0][2]))
-        markers = Markers(names=mk.names, points=np.stack([w[1] for w in win]),
-                          timestamps=np.array([w[0] for w in win]), confidence=np.stack([w[2] for w in win]),
-                          frame="world", meta={"fps": self.source.nominal_fps or 30.0})
         if self._t_first is None:
             self._t_first = t
-        try:
-            motion = solve_motion(markers, bone_lengths=self._lengths, limits=self.limits)
-        except SolveError:
-            return None
-        if self._lengths is None:
-            self._calib.append(motion.meta["bone_lengths"])
-            if t - self._t_first >= self.calib_s and len(self._calib) >= 5:
-                keys = self._calib[0].keys()
-                self._lengths = {k: float(np.median([c[k] for c in self._calib if k in c])) for k in keys}
+        if self.fast:
+            pose = self._solve_fast(t, names, win, P, conf)
+        else:
+            pose = self._solve_window(t, names, win)
         c3 = time.perf_counter()
         self.timings["lift"] += c1 - c0
         self.timings["clean"] += c2 - c1
         self.timings["solve"] += c3 - c2
+        return pose
+
+    def _calibrate(self, t: float, lengths: dict[str, float]) -> None:
+        """Collect the per-frame bone lengths for the first ``calib_s`` s, then freeze
+        their median."""
+        if self._lengths is None:
+            self._calib.append(lengths)
+            if t - self._t_first >= self.calib_s and len(self._calib) >= 5:
+                keys = self._calib[0].keys()
+                self._lengths = {k: float(np.median([c[k] for c in self._calib if k in c])) for k in keys}
+
+    def _solve_fast(self, t: float, names, win: list, P: np.ndarray, conf: np.ndarray):
+        """The newest frame with :class:`mocap.live_solve.LiveSolver` (the same rotations as
+        ``solve_motion`` on the window, without its per-call numpy overhead)."""
+        from .live_solve import LiveSolver
+
+        if self._fast is None:
+            self._fast = LiveSolver(names, limits=self.limits)
+        fs = self._fast
+        if self._lengths is None:  # calibrating: the lengths solve_motion fits on the window
+            self._calibrate(t, fs.fit_lengths(np.stack([w[1] for w in win]), np.stack([w[2] for w in win]),
+                                              np.array([w[0] for w in win])))
+        else:
+            fs.set_lengths(self._lengths)
+        got = fs.solve(P, conf)
+        if got is None:
+            return None
+        self.joint_names = fs.joint_names
+        return got[0], got[1], fs.offsets
+
+    def _solve_window(self, t: float, names, win: list):
+        """The reference: :func:`mocap.solve.solve_motion` on the window, its newest frame."""
+        from .errors import SolveError
+        from .markers import Markers
+        from .solve import solve_motion
+
+        markers = Markers(names=names, points=np.stack([w[1] for w in win]),
+                          timestamps=np.array([w[0] for w in win]), confidence=np.stack([w[2] for w in win]),
+                          frame="world", meta={"fps": self.source.nominal_fps or 30.0})
+        try:
+            motion = solve_motion(markers, bone_lengths=self._lengths, limits=self.limits)
+        except SolveError:
+            return None
+        self._calibrate(t, motion.meta["bone_lengths"])
         self.joint_names = motion.skeleton.names
         return motion.rotations[-1], motion.root_positions[-1], np.asarray(motion.skeleton.offsets)
 
