@@ -82,7 +82,13 @@ class DepthOptions:
     ``pixel_sigma`` [4 px] 2D landmark noise at full visibility (divided by the
     visibility, floored at ``min_visibility`` [0.2]); ``length_sigma`` [0.08] relative
     spread of a bone's length about the take's; ``mp_sigma_m`` [0.08 m] the error of
-    MediaPipe's extent of a bone along the ray; ``smooth_s`` [0.1 s] Gaussian smoothing
+    MediaPipe's extent of a bone along the ray (``None``: ``depth_ratio`` [1.5] x sqrt(2) x
+    its measured error across the ray, see below; 0.5 mm worse on the round trip);
+    ``min_disagreement_m`` [0.015 m]: the pass runs only when MediaPipe's 3D points miss
+    the rays through their own pixels by at least this much per axis (robust median over
+    the take; 22-45 mm on the round trip's MediaPipe takes): a 3D that agrees with its 2D
+    (synthetic takes, exact or with 20 mm isotropic noise: 0-11 mm) has nothing to gain
+    from it and is returned as it is; ``smooth_s`` [0.1 s] Gaussian smoothing
     of each bone's extent over time (0 = off). ``ambiguity`` ["mean"]: each bone's extent
     is the posterior mean of the two-root mixture (an ambiguous bone shrinks towards
     side-on); ``"mediapipe"`` takes the root on MediaPipe's side and blends into
@@ -97,7 +103,9 @@ class DepthOptions:
 
     pixel_sigma: float = 4.0
     length_sigma: float = 0.08
-    mp_sigma_m: float = 0.08
+    mp_sigma_m: float | None = 0.08
+    depth_ratio: float = 1.5
+    min_disagreement_m: float = 0.015
     min_visibility: float = 0.2
     smooth_s: float = 0.1
     ambiguity: str = "mean"
@@ -153,7 +161,9 @@ def refine_depth(P_mp: np.ndarray, uv: np.ndarray, conf: np.ndarray, names, intr
     :func:`bone_lengths` of ``P_mp``); ``timestamps`` ``(T,)`` s for the smoothing.
 
     Returns ``(P, info)``: ``P`` ``(T, N, 3)`` with every tree child moved onto the ray
-    through its pixel (the others unchanged), ``info`` with ``lengths`` and, per bone,
+    through its pixel (the others unchanged), ``info`` with ``lengths``, ``mp_across_m``
+    (MediaPipe's 3D against its pixels, see ``min_disagreement_m``), ``skipped`` (True:
+    ``P`` is a copy of ``P_mp``), ``mp_sigma_m`` and, per bone,
     ``ambiguous_share`` (frames whose two roots were within a factor 3 in likelihood) and
     ``no_root_share`` (2D longer than the bone).
     """
@@ -193,10 +203,22 @@ def refine_depth(P_mp: np.ndarray, uv: np.ndarray, conf: np.ndarray, names, intr
     lengths = dict(lengths)
     f = 0.5 * (fx + fy)
     sig_px = opts.pixel_sigma / np.clip(conf, opts.min_visibility, 1.0)  # (T, N)
+    # how far MediaPipe's 3D points miss their own pixels' rays: its error across the line
+    # of sight (plus the pixels' noise), per axis (the median of a 2D normal's length / 1.1774)
+    li = [ix[c] for _, _, c in TREE if c in ix]
+    Q, rr = P_mp[:, li], ray[:, li]
+    dist = np.linalg.norm(Q - np.sum(Q * rr, axis=-1, keepdims=True) * rr, axis=-1)
+    dist = dist[np.isfinite(dist) & (conf[:, li] >= 0.5)]
+    across = float(np.median(dist)) / 1.1774 if dist.size else float("nan")
+    if not across >= opts.min_disagreement_m:
+        return P_mp.copy(), {"lengths": dict(lengths or {}), "bones": {}, "mp_across_m": across, "skipped": True}
+    sig_a = opts.mp_sigma_m
+    if sig_a is None:  # MediaPipe's depth error from its error across the ray
+        sig_a = float(np.clip(opts.depth_ratio * np.sqrt(2.0) * across, 0.005, 0.15))
 
     P = P_mp.copy()
     q_of: dict[str, np.ndarray] = {}
-    info: dict = {"lengths": lengths, "bones": {}}
+    info: dict = {"lengths": lengths, "bones": {}, "mp_sigma_m": sig_a, "mp_across_m": across, "skipped": False}
     bar_of = {c: (m, lft, rgt) for m, lft, rgt in BARS for c in (lft, rgt)}
     done: set[str] = {"mid_hip"}
     for key, p, c in TREE:
@@ -216,7 +238,7 @@ def refine_depth(P_mp: np.ndarray, uv: np.ndarray, conf: np.ndarray, names, intr
         s_D = np.hypot(2 * h * s_h, 2 * Lb * Lb * opts.length_sigma)  # spread of D = L^2 - h^2
         s_m = s_D / (2 * np.maximum(m, np.sqrt(s_D)))  # d m = d D / 2m, capped where m -> 0
         a = np.sum((P_mp[:, ic] - P_mp[:, ip]) * r, axis=-1)  # MediaPipe's extent along the ray
-        v = s_m * s_m + opts.mp_sigma_m ** 2
+        v = s_m * s_m + sig_a ** 2
         wp = np.exp(-0.5 * (m - a) ** 2 / v)
         wn = np.exp(-0.5 * (m + a) ** 2 / v)
         # the root on MediaPipe's side, its size fused with MediaPipe's; blended into
@@ -224,13 +246,13 @@ def refine_depth(P_mp: np.ndarray, uv: np.ndarray, conf: np.ndarray, names, intr
         wsum = wp + wn
         if opts.ambiguity == "mediapipe":
             sgn = np.where(a >= 0, 1.0, -1.0)
-            mag = (m * opts.mp_sigma_m ** 2 + np.abs(a) * s_m * s_m) / v
+            mag = (m * sig_a ** 2 + np.abs(a) * s_m * s_m) / v
             with np.errstate(invalid="ignore", divide="ignore"):
                 sure = np.where(wsum > 1e-300, np.abs(wp - wn) / wsum, 1.0)
             q = sure * sgn * mag + (1.0 - sure) * a
         else:  # the posterior mean of the two-root mixture
-            mup = (m * opts.mp_sigma_m ** 2 + a * s_m * s_m) / v
-            mun = (-m * opts.mp_sigma_m ** 2 + a * s_m * s_m) / v
+            mup = (m * sig_a ** 2 + a * s_m * s_m) / v
+            mun = (-m * sig_a ** 2 + a * s_m * s_m) / v
             with np.errstate(invalid="ignore", divide="ignore"):
                 q = np.where(wsum > 1e-300, (wp * mup + wn * mun) / wsum,
                              np.where(np.abs(m - a) < np.abs(m + a), mup, mun))
@@ -302,6 +324,8 @@ def refine_markers_depth(markers: Markers, take, lift_info: dict, options: Depth
     P_mp = Xc[:, mk]
     P, info = refine_depth(P_mp, uv, conf, names, lift_info["intrinsics"], timestamps=markers.timestamps,
                            options=options)
+    if info["skipped"]:
+        return markers, info
     nix = {n: i for i, n in enumerate(names)}
     P[:, nix["mid_shoulder"]] = 0.5 * (P[:, nix["left_shoulder"]] + P[:, nix["right_shoulder"]])
     Xc_new = Xc.copy()

@@ -236,6 +236,10 @@ def solve_take(take, options: SolveOptions | None = None, *, progress: bool = Fa
             dopts = DepthOptions(smooth_s=0.0) if opts.mode == "live" else DepthOptions()
             with _stage(timings, "depth", bar):
                 markers, info["depth"] = refine_markers_depth(markers, take, info, dopts)
+            if info["depth"].get("skipped"):
+                info.setdefault("notes", []).append(
+                    f"depth pass skipped: the body landmarks' 3D agrees with their pixels within "
+                    f"{1000 * info['depth']['mp_across_m']:.0f} mm (nothing to re-estimate)")
         result = solve_markers(markers, opts, lift_info=info, _bar=bar, _timings=timings)
         result.raw = lifted  # the raw baseline stays MediaPipe's lifted landmarks
     finally:

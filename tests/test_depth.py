@@ -113,10 +113,24 @@ def test_exact_input_is_reconstructed_exactly():
     assert lengths["hip_bar"] == pytest.approx(0.10, abs=1e-6)
     # a sure MediaPipe (5 mm) only picks each bone's root: every joint lands on the truth
     out, info = refine_depth(P, uv, np.ones(P.shape[:2]), NAMES, intr, lengths=lengths,
-                             options=DepthOptions(smooth_s=0.0, length_sigma=1e-3, mp_sigma_m=0.005))
+                             options=DepthOptions(smooth_s=0.0, length_sigma=1e-3, mp_sigma_m=0.005,
+                                                  min_disagreement_m=0.0))
     err = np.linalg.norm(out - P, axis=-1) * 1000
     assert err.max() < 3.0 and err.mean() < 0.5  # mm (measured 2.7 / 0.1: the thumb, off its bone's line)
     assert set(info["bones"]) == {f"{p}-{c}" for _, p, c in TREE}
+
+
+def test_a_3d_that_agrees_with_its_pixels_is_left_alone(scene):
+    """The pass runs only when MediaPipe's 3D misses its own pixels' rays by 15 mm or more
+    per axis: exact or isotropically noisy 3D (synthetic takes) is returned as it is."""
+    P, P_mp, uv, intr = scene
+    one = np.ones(P.shape[:2])
+    out, info = refine_depth(P, _project(P, intr), one, NAMES, intr)
+    assert info["skipped"] and info["mp_across_m"] < 1e-6 and np.array_equal(out, P)
+    # the MediaPipe-like input misses by ~20 mm (10 mm across + 2 px at 3.5 m): refined
+    out, info = refine_depth(P_mp, uv, one, NAMES, intr)
+    assert not info["skipped"] and 15.0 < 1000 * info["mp_across_m"] < 30.0
+    assert np.abs(out - P_mp).max() > 0.05
 
 
 def test_squashed_noisy_depth_is_recovered(scene):
