@@ -29,6 +29,9 @@ and shoulder bars are kept symmetric about their midpoints; the extents are smoo
 time (Gaussian, ``smooth_s``). Points off the tree follow their anchor: the face and the
 head landmarks the nose, each hand its pose wrist.
 
+The pass runs only when MediaPipe's 3D visibly disagrees with its own pixels
+(``DepthOptions.min_disagreement_m``): a 3D that lands on its rays has nothing to gain.
+
 Everything is vectorised over frames; the only Python loop is over the ~25 bones.
 Units: metres, pixels; camera frame of :mod:`mocap.root` (+x right, +y up, +z towards
 the camera: depth is ``-z``).
