@@ -843,7 +843,12 @@ def clean_markers(markers: Markers, *, mode: str = "offline",
             if hz == "auto":
                 lo, hi = pp.get("auto_range_hz", (3.0, 8.0))
                 seen_frames = int(np.isfinite(xf).reshape(T, -1).any(axis=1).sum())
-                if seen_frames >= 16:
+                cands = np.arange(lo, 0.45 * fs + 1e-9, 0.5)
+                if (cands < 0.5 * fs).sum() < 4:  # too slow a take (< ~10 fps) to compare cutoffs
+                    hz = min(hi, 0.4 * fs)
+                    notes.append(f"{part}: {fs:.3g} fps is too low for residual analysis; cutoff {hz:.3g} Hz "
+                                 f"(0.4 x the frame rate, at most {hi:g} Hz)")
+                elif seen_frames >= 16:
                     pick = F.residual_cutoff(xf, t, lo_hz=lo, hi_hz=hi)
                     hz = pick["cutoff_hz"]
                     notes.append(f"{part}: cutoff {hz:g} Hz from residual analysis "
