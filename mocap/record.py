@@ -8,11 +8,12 @@ falls behind, older frames are dropped, as a real camera drops them (a video fil
 as ``--camera FILE`` is played at its own frame rate, the same way). Dropped frames are
 counted. The main thread tracks each frame it gets with MediaPipe Holistic (video mode)
 and hands it to the solve thread (:class:`_Sink`; MediaPipe releases the GIL, so the two
-overlap), which lifts it (:func:`mocap.root.lift_take` on the one frame, re-expressed in
-the world frame fixed by the first frame with a body), cleans it causally
+overlap), which lifts it (as :func:`mocap.root.lift_take` on the one frame, in the world
+frame fixed by the first frame with a body), cleans it causally
 (:class:`mocap.cleanup.LiveCleaner`: swap chain, spike gate, hold, One Euro, bone
-lengths), solves it (:class:`LivePose`: :func:`mocap.solve.solve_motion`, bone lengths
-frozen after the first ``calib_s`` seconds), turns the face into ARKit curves
+lengths), solves it (:class:`LivePose`: what :func:`mocap.solve.solve_motion` gives on the
+last 3 frames, computed per frame by :mod:`mocap.live_solve`; bone lengths frozen after the
+first ``calib_s`` seconds), turns the face into ARKit curves
 (:class:`LiveFace`), streams the result over VMC (:mod:`mocap.vmc`) and records it.
 ``latency`` is the time from the frame's capture to its solved pose.
 
@@ -311,12 +312,20 @@ class LivePose:
     :func:`mocap.root.lift_take` finds over all of them (floor and up from many frames),
     fixed from then on (the cleanup restarts at that switch). Bone lengths are the
     per-frame fit during the first ``calib_s`` seconds, then the median of those, frozen.
+
+    ``fast=True`` (the default) lifts with :class:`mocap.live_solve.LiveLift` (after the
+    first frame) and solves with :class:`mocap.live_solve.LiveSolver`: the same rotations
+    as ``fast=False``, the reference (``lift_take`` per frame and ``solve_motion`` on the
+    window of the last 3 cleaned frames), in ~3 ms instead of ~20 ms a frame.
     """
 
     WINDOW = 3
 
     def __init__(self, source: SourceInfo, *, calib_s: float = 1.0, limits: bool = True,
                  fast: bool = True) -> None:
+        import scipy.ndimage  # noqa: F401 - lift_take's smoothing imports it: now, not in the first frame
+
+        from . import live_solve, root, solve  # noqa: F401 - likewise
         from .cleanup import LiveCleaner
 
         self.source = source
@@ -905,6 +914,7 @@ class RecordOptions:
     pipeline: bool = True
     loop: bool = False
     face: bool = True
+    fast_solve: bool = True  # False: the reference per-frame solve (solve_motion on the window), for benchmarks
 
     def check(self) -> None:
         if self.countdown_s is not None and self.countdown_s < 0:
@@ -1122,7 +1132,7 @@ class Recorder:
         tracker_meta = {"name": "mediapipe.solutions.holistic", "mediapipe_version": tracker.version,
                         **tracker.settings, "live": True, "realtime_file": not is_camera,
                         "resized_to": list(resize) if resize else None, "looped": bool(o.loop)}
-        solver = LivePose(info) if o.solve else None
+        solver = LivePose(info, fast=o.fast_solve) if o.solve else None
         if o.loop and is_camera:
             raise UsageError("--loop is for a video file given as --camera FILE, not a webcam")
         cap = LatestFrame(src, realtime=not is_camera, resize=resize, loop=o.loop).start()
@@ -1143,6 +1153,12 @@ class Recorder:
         ctx = {"info": info, "tracker_meta": tracker_meta, "solver": solver, "vmc": vmc, "stats": stats,
                "cap": cap, "last_status": 0.0, "face": face, "face_names": face_names}
         sink = _Sink(self, ctx) if o.pipeline else None
+        # MediaPipe hands its results to Python callbacks, which need the GIL: while the
+        # solve thread runs pure-Python maths they would wait up to the interpreter's
+        # switch interval (5 ms) per callback; a 0.5 ms interval lets them in at once
+        switch = sys.getswitchinterval()
+        if sink is not None:
+            sys.setswitchinterval(min(switch, 0.0005))
         try:
             while not self._quit:
                 now = time.monotonic()
@@ -1172,6 +1188,7 @@ class Recorder:
         finally:
             if sink is not None:
                 sink.close()
+                sys.setswitchinterval(switch)
             cap.stop()
             src.close()
             if cap.error is not None:
