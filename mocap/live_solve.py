@@ -281,8 +281,6 @@ class LiveSolver:
         self._rel = radians(S.HINGE_RELIABLE_DEG)
         body = ("pose.left_hip", "pose.right_hip", "pose.left_shoulder", "pose.right_shoulder")
         self._body = [idx.get(n) for n in body]
-        self._finger_markers = [idx[f"{s}_hand.{m}"] for s in S.SIDES for _, lms in S.FINGERS.values() for m in lms
-                                if f"{s}_hand.{m}" in idx]
         self._hand_markers = {s: [idx[f"{s}_hand.{m}"] for _, lms in S.FINGERS.values() for m in lms
                                   if f"{s}_hand.{m}" in idx] for s in S.SIDES}
         self.lengths: dict[str, float] | None = None

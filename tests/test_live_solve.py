@@ -52,7 +52,8 @@ def _window(mk: Markers, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mk.points[idx], mk.confidence[idx], ts
 
 
-def test_matches_solve_motion_on_a_noisy_synthetic_take_with_dropouts_and_a_lost_hand():
+@pytest.mark.parametrize("limits", [True, False])
+def test_matches_solve_motion_on_a_noisy_synthetic_take_with_dropouts_and_a_lost_hand(limits):
     from mocap.synth import degrade_markers, synth_markers
 
     m = _wavy_motion()
@@ -67,7 +68,7 @@ def test_matches_solve_motion_on_a_noisy_synthetic_take_with_dropouts_and_a_lost
     mk = Markers(names=mk.names, points=pts, timestamps=mk.timestamps, confidence=conf, frame="world")
     assert any(n.startswith("face.") for n in mk.names) and lost
 
-    live = LiveSolver(mk.names)
+    live = LiveSolver(mk.names, limits=limits)
     calib: list[dict] = []
     frozen = None
     worst = np.zeros(len(names))
@@ -80,7 +81,7 @@ def test_matches_solve_motion_on_a_noisy_synthetic_take_with_dropouts_and_a_lost
         c0 = time.perf_counter()
         try:
             ref = solve_motion(Markers(names=mk.names, points=wp, timestamps=wt, confidence=wc, frame="world"),
-                               bone_lengths=frozen)
+                               bone_lengths=frozen, limits=limits)
         except SolveError:
             ref = None
         c1 = time.perf_counter()
