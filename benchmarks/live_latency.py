@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -149,6 +150,8 @@ def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool, fa
     solved = np.isfinite(z["live_rotations"][:, 0, 0])
     parts = {k: float(np.nanmedian(z[k])) for k in ("wait_ms", "track_ms", "solve_ms")}
     lv = take.tracker["live"]
+    z.close()
+    shutil.rmtree(out)
     return {**parts, "frames": len(take), "fps": lv["fps_processed"], "share": lv["processed_share"],
             "lat_med": float(np.median(lat[solved])), "lat_p95": float(np.percentile(lat[solved], 95)),
             "solved": float(solved.mean())}
@@ -164,13 +167,15 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=30.0, help="the camera's rate: the clip is re-timed to it (default 30)")
     ap.add_argument("--resolution", default="640x480", help="frames scaled to WxH (default 640x480)")
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each live run")
-    ap.add_argument("--frames", type=int, default=90, help="frames for the bare inference and per-frame timings")
+    ap.add_argument("--frames", type=int, default=90, help="frames for the bare inference and per-frame timings (>= 2 s of them)")
     ap.add_argument("--no-reference", action="store_true", help="skip the live run with the reference solve")
     a = ap.parse_args()
     from mocap.record import parse_resolution
     from mocap.sources import open_source
 
     res = parse_resolution(a.resolution)
+    if a.frames < 2 * a.fps:
+        raise SystemExit(f"--frames must cover two seconds (>= {2 * a.fps:g}): the first is calibration")
     tmp = Path(tempfile.mkdtemp(prefix="understudy-bench-input-"))
     clip = make_input(a.clip, res, a.fps, tmp)
     with open_source(str(clip)) as src:
@@ -207,6 +212,7 @@ def main() -> int:
         print(f"    targets: latency <= 1.3x inference {_ok(ratio <= 1.3)}; >= 25 fps {_ok((r['fps'] or 0) >= 25)}; "
               f">= 95% of frames at {fps_in:g} fps input {_ok(r['share'] >= 0.95)}")
     print(f"load average at the end {_load()}")
+    shutil.rmtree(tmp)
     return 0
 
 
