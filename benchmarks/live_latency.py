@@ -72,7 +72,8 @@ def _load() -> str:
     return f"{a:.2f} {b:.2f} {c:.2f}"
 
 
-def bare_inference(clip: Path, res: tuple[int, int], n: int) -> tuple[np.ndarray, list[dict], np.ndarray]:
+def bare_inference(clip: Path, res: tuple[int, int], n: int, model_complexity: int = 1
+                   ) -> tuple[np.ndarray, list[dict], np.ndarray]:
     """Holistic on ``n`` frames back to back: (ms per frame after 3 warm-up frames, the
     tracked landmark dicts, their timestamps)."""
     import cv2
@@ -82,7 +83,7 @@ def bare_inference(clip: Path, res: tuple[int, int], n: int) -> tuple[np.ndarray
     from mocap.tracking import native_log_filter
 
     with native_log_filter():
-        tr = LiveTracker()
+        tr = LiveTracker(model_complexity=model_complexity)
     frames, ts = [], []
     with open_source(str(clip)) as src:
         for fr in src.frames():
@@ -129,13 +130,15 @@ def per_frame(lms: list[dict], ts: np.ndarray, res: tuple[int, int], *, fast: bo
     return {"body": body, "vmc": enc, "total": body + enc, "face": fc}
 
 
-def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool, fast: bool, video: bool = True) -> dict:
+def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool, fast: bool, video: bool = True,
+         model_complexity: int = 1) -> dict:
     from mocap.record import Recorder, RecordOptions
     from mocap.take import load_take
 
     out = Path(tempfile.mkdtemp(prefix="understudy-bench-"))
     opts = RecordOptions(camera=str(clip), out=str(out), resolution=res, headless=True, autostart=True,
-                         loop=True, pipeline=pipeline, video=video, fast_solve=fast)
+                         loop=True, pipeline=pipeline, video=video, fast_solve=fast,
+                         model_complexity=model_complexity)
     rec = Recorder(opts, out=lambda s: None)
     timer = threading.Timer(seconds, lambda: rec.commands.append("quit"))
     timer.start()
@@ -169,6 +172,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each live run")
     ap.add_argument("--frames", type=int, default=90, help="frames for the bare inference and per-frame timings (>= 2 s of them)")
     ap.add_argument("--no-reference", action="store_true", help="skip the live run with the reference solve")
+    ap.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1,
+                    help="Holistic's pose model: 1 ships with mediapipe (default); 0 (lite) and 2 (heavy) need "
+                         "`understudy models install --from FOLDER` first")
     a = ap.parse_args()
     from mocap.record import parse_resolution
     from mocap.sources import open_source
@@ -186,7 +192,8 @@ def main() -> int:
         fps_in = src.info.nominal_fps
     print(f"clip {a.clip.name} scaled to {res[0]}x{res[1]} and re-timed to {fps_in:g} fps (MJPEG, as a webcam "
           f"sends it); load average {_load()}")
-    inf, lms, ts = bare_inference(clip, res, a.frames)
+    inf, lms, ts = bare_inference(clip, res, a.frames, a.model_complexity)
+    print(f"pose model complexity {a.model_complexity}")
     med_inf = float(np.median(inf))
     print(f"bare MediaPipe Holistic inference: median {med_inf:.1f} ms, p95 {np.percentile(inf, 95):.1f} ms "
           f"-> at most {1000 / med_inf:.1f} fps")
@@ -202,7 +209,7 @@ def main() -> int:
         runs.append(("pipelined, reference solve", True, False, True))
     for name, pipe, fast, video in runs:
         load = _load()
-        r = live(clip, res, a.seconds, pipeline=pipe, fast=fast, video=video)
+        r = live(clip, res, a.seconds, pipeline=pipe, fast=fast, video=video, model_complexity=a.model_complexity)
         ratio = r["lat_med"] / med_inf
         print(f"record, {name}: {r['fps']} fps sustained, {100 * r['share']:.0f}% of source frames processed, "
               f"capture-to-pose latency median {r['lat_med']:.1f} ms ({ratio:.2f}x inference), p95 "
