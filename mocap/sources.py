@@ -363,6 +363,7 @@ class VideoSource(Source):
             orient, rot, orient_notes = _orientation_from_matrix(_display_matrix(first))
         self._orient = orient
         self._stored_size = (int(first.width), int(first.height))
+        self._reformatter = None  # made on the first frame (see _rgb)
         info["width"], info["height"] = self._stored_size
         if orient.transpose:
             info["width"], info["height"] = info["height"], info["width"]
@@ -508,14 +509,22 @@ class VideoSource(Source):
             container.close()
 
     def _rgb(self, av_frame: Any, index: int) -> np.ndarray:
-        """The stored picture as RGB, scaled to the first frame's size if it changed."""
+        """The stored picture as RGB, scaled to the first frame's size if it changed.
+
+        One :class:`av.video.reformatter.VideoReformatter` per source keeps libswscale's
+        context between frames: ``VideoFrame.to_ndarray(format=...)`` builds a new one per
+        frame, which cost ~2 ms of a 720x1080 frame's 4 ms here (same pixels either way)."""
         w, h = self._stored_size
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()
         if (av_frame.width, av_frame.height) == (w, h):
-            return av_frame.to_ndarray(format="rgb24")
+            return self._reformatter.reformat(av_frame, format="rgb24").to_ndarray()
         if not any(n.startswith("the picture size changes") for n in self.notes):
             self._note(f"the picture size changes from {w}x{h} to {av_frame.width}x{av_frame.height} "
                        f"at frame {index}; such frames are scaled to {w}x{h}")
-        return av_frame.to_ndarray(format="rgb24", width=w, height=h)
+        return self._reformatter.reformat(av_frame, width=w, height=h, format="rgb24").to_ndarray()
 
     def _frames(self, start: float | None, end: float | None) -> Iterator[Frame]:
         log = _DecodeLog()
