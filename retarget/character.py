@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from mocap.errors import RigError, UsageError
+from mocap.face import ARKIT_SHAPES as _ARKIT_SHAPES
 from mocap.motion import Skeleton
 
 from . import gltf
@@ -90,19 +91,9 @@ __all__ = [
     "project_preview",
 ]
 
-ARKIT_SHAPES: tuple[str, ...] = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose",
-    "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight",
-    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
-    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
-    "mouthUpperUpRight", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
-    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft",
-    "noseSneerRight", "tongueOut",
-)
-"""The 52 ARKit face blend shapes, in Apple's order; "Left" = the character's left (+X)."""
+# The 52 ARKit face blend shapes, in Apple's order; "Left" = the character's left (+X).
+# Defined once, with the face solver that produces them.
+ARKIT_SHAPES: tuple[str, ...] = _ARKIT_SHAPES
 
 ZONES: tuple[str, ...] = ("skin", "shirt", "trousers", "shoes", "hair", "sclera", "iris", "pupil", "brow",
                           "lips", "mouth", "lashes")

@@ -123,20 +123,14 @@ def _q_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _q2r(q: np.ndarray) -> np.ndarray:
-    q = np.asarray(q, dtype=float)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    R = np.empty(q.shape[:-1] + (3, 3))
-    R[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    R[..., 0, 1] = 2 * (x * y - w * z)
-    R[..., 0, 2] = 2 * (x * z + w * y)
-    R[..., 1, 0] = 2 * (x * y + w * z)
-    R[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    R[..., 1, 2] = 2 * (y * z - w * x)
-    R[..., 2, 0] = 2 * (x * z - w * y)
-    R[..., 2, 1] = 2 * (y * z + w * x)
-    R[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return R
+    """:func:`mocap.glossary.Q2R`, with a zero-length quaternion (a broken file) reported
+    as a :class:`FileFormatError`."""
+    from mocap.glossary import Q2R
+
+    try:
+        return Q2R(q)
+    except ValueError as e:
+        raise FileFormatError(f"glTF rotation: {e}") from None
 
 
 def _r2q(R: np.ndarray) -> np.ndarray:
