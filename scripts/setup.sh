@@ -79,12 +79,17 @@ class NoBlender(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, NoBlender())
-import mocap, mocap.take, mocap.cli, mocap.glossary, mocap.landmarks  # noqa: E401,F401
-import retarget  # noqa: F401
-heavy = sorted(m for m in ("bpy", "mediapipe", "cv2", "av", "dask", "mathutils") if m in sys.modules)
+import importlib, pkgutil
+import mocap, retarget
+# every module of both packages (commands included): heavy libraries load inside functions
+for pkg in (mocap, retarget):
+    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        importlib.import_module(m.name)
+heavy = sorted(m for m in ("bpy", "mediapipe", "cv2", "av", "dask", "mathutils", "scipy", "skimage",
+                           "pyrender", "trimesh", "matplotlib") if m in sys.modules)
 if heavy:
     sys.exit(f"importing mocap/retarget pulled in heavy modules: {heavy}")
-print("[setup] mocap and retarget import without Blender and without heavy modules")
+print(f"[setup] all {len([m for m in sys.modules if m.split('.')[0] in ('mocap', 'retarget')])} mocap/retarget modules import without Blender and without heavy libraries")
 PY
 }
 
