@@ -3,7 +3,10 @@ skip with a clear reason when it is absent."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,30 @@ def shared_file(rel: str) -> Path:
 def need_ffmpeg() -> None:
     if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
         pytest.skip("ffmpeg/ffprobe not on PATH (scripts/setup.sh installs them)")
+
+
+@contextlib.contextmanager
+def udp_listener(timeout_s: float = 0.05):
+    """A UDP socket on 127.0.0.1 (a free port) collecting every datagram in a background
+    thread: yields ``(port, packets)``; the list fills while the block runs."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(timeout_s)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                got.append(rx.recv(65536))
+            except TimeoutError:
+                continue
+
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
+    try:
+        yield rx.getsockname()[1], got
+    finally:
+        stop.set()
+        th.join(2)
+        rx.close()

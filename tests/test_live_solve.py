@@ -6,7 +6,6 @@ equals the reference replayed on the take's landmarks)."""
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ from mocap.markers import Markers
 from mocap.motion import Motion
 from mocap.skeleton import canonical_skeleton
 from mocap.solve import solve_motion
-from tests.conftest import shared_file
+from tests.conftest import shared_file, udp_listener
 
 MAX_DEG = 0.5
 
@@ -177,35 +176,18 @@ def test_record_streams_what_live_npz_holds_and_it_equals_the_reference(tmp_path
     from mocap.take import load_take
 
     clip = shared_file("footage/mpsamples_gesture_thumbsup_upperbody.mp4")
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.05)
-    got: list[bytes] = []
-    stop = threading.Event()
-
-    def listen():
-        while not stop.is_set():
-            try:
-                got.append(rx.recv(65536))
-            except TimeoutError:
-                continue
-
-    th = threading.Thread(target=listen, daemon=True)
-    th.start()
-    monkeypatch.setattr(sys, "stdin", open("/dev/null"))
-    opts = record.RecordOptions(camera=str(clip), out=str(tmp_path / "out"), resolution=(320, 180), headless=True,
-                                autostart=True, video=False, vmc=("127.0.0.1", rx.getsockname()[1]),
-                                pipeline=False, face=False)
-    rec = record.Recorder(opts, out=lambda s: None)
-    quitter = threading.Timer(4.0, lambda: rec.commands.append("quit"))
-    quitter.start()
-    try:
-        assert rec.run() == 0
-    finally:
-        quitter.cancel()
-        stop.set()
-        th.join(2)
-        rx.close()
+    with udp_listener() as (port, got):
+        monkeypatch.setattr(sys, "stdin", open("/dev/null"))
+        opts = record.RecordOptions(camera=str(clip), out=str(tmp_path / "out"), resolution=(320, 180), headless=True,
+                                    autostart=True, video=False, vmc=("127.0.0.1", port),
+                                    pipeline=False, face=False)
+        rec = record.Recorder(opts, out=lambda s: None)
+        quitter = threading.Timer(4.0, lambda: rec.commands.append("quit"))
+        quitter.start()
+        try:
+            assert rec.run() == 0
+        finally:
+            quitter.cancel()
     d = rec.saved[0]
     take = load_take(d)
     live = np.load(d / "live.npz", allow_pickle=False)

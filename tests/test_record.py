@@ -8,7 +8,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import pytest
 from mocap import osc, vmc
 from mocap.record import next_take_dir, recover_all
 from mocap.take import load_take
-from tests.conftest import ROOT, shared_file
+from tests.conftest import ROOT, shared_file, udp_listener
 
 CLIP = "footage/mpsamples_gesture_thumbsup_upperbody.mp4"  # 1280x720, 25 fps, 7.8 s
 RES = "256x144"
@@ -159,47 +158,29 @@ def _offline_agreement_px(take, clip) -> float:
 
 def test_headless_start_stop_two_numbered_takes_and_vmc(tmp_path):
     clip = shared_file(CLIP)
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.2)
-    port = rx.getsockname()[1]
-    got: list[bytes] = []
-    stop = threading.Event()
-
-    def listen():
-        while not stop.is_set():
-            try:
-                got.append(rx.recv(65536))
-            except TimeoutError:
-                continue
-
-    th = threading.Thread(target=listen, daemon=True)
-    th.start()
-    (tmp_path / "out" / "take_001").mkdir(parents=True)  # an existing take is never reused
-    pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--vmc", f"127.0.0.1:{port}",
-              cwd=tmp_path)
-    try:
-        pr.wait_for(r"^ready: video .* at 256x144, 25 fps; VMC to 127\.0\.0\.1")
-        pr.send("start")
-        pr.wait_for(r"^recording take_002")
-        pr.wait_for(r"^rec take_002: frames=([1-9][0-9])")
-        pr.send("stop")
-        pr.wait_for(r"^saved take_002: \d+ frames")
-        pr.send("start")
-        pr.wait_for(r"^recording take_003")
-        pr.wait_for(r"^rec take_003: frames=[2-9]")
-        pr.send("discard")
-        pr.wait_for(r"^discarded take_003")
-        pr.send("start")
-        pr.wait_for(r"^recording take_004")
-        pr.wait_for(r"^rec take_004: frames=([3-9]|[1-9][0-9])")
-        pr.send("quit")
-        rc = pr.finish()
-    finally:
-        pr.kill()
-        stop.set()
-        th.join(2)
-        rx.close()
+    with udp_listener(0.2) as (port, got):
+        (tmp_path / "out" / "take_001").mkdir(parents=True)  # an existing take is never reused
+        pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--vmc", f"127.0.0.1:{port}",
+                  cwd=tmp_path)
+        try:
+            pr.wait_for(r"^ready: video .* at 256x144, 25 fps; VMC to 127\.0\.0\.1")
+            pr.send("start")
+            pr.wait_for(r"^recording take_002")
+            pr.wait_for(r"^rec take_002: frames=([1-9][0-9])")
+            pr.send("stop")
+            pr.wait_for(r"^saved take_002: \d+ frames")
+            pr.send("start")
+            pr.wait_for(r"^recording take_003")
+            pr.wait_for(r"^rec take_003: frames=[2-9]")
+            pr.send("discard")
+            pr.wait_for(r"^discarded take_003")
+            pr.send("start")
+            pr.wait_for(r"^recording take_004")
+            pr.wait_for(r"^rec take_004: frames=([3-9]|[1-9][0-9])")
+            pr.send("quit")
+            rc = pr.finish()
+        finally:
+            pr.kill()
     out = "\n".join(pr.all)
     assert rc == 0, out
     assert re.search(r"^saved take_004", out, re.M), out
@@ -380,34 +361,17 @@ def test_live_face_curves_follow_the_jaw_and_match_the_offline_face_solver(tmp_p
     from mocap.face import ARKIT_SHAPES, solve_face
 
     clip = shared_file("footage/liveportrait_d18_face_closeup_jawopen.mp4")  # 480x480, 30 fps, 7.2 s
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.05)
-    got: list[bytes] = []
-    stop = threading.Event()
-
-    def listen():
-        while not stop.is_set():
-            try:
-                got.append(rx.recv(65536))
-            except TimeoutError:
-                continue
-
-    th = threading.Thread(target=listen, daemon=True)
-    th.start()
-    monkeypatch.setattr(sys, "stdin", open(os.devnull))
-    opts = record.RecordOptions(camera=str(clip), out=str(tmp_path / "out"), resolution=(240, 240), headless=True,
-                                autostart=True, video=False, vmc=("127.0.0.1", rx.getsockname()[1]), loop=True)
-    rec = record.Recorder(opts, out=lambda s: None)
-    quitter = threading.Timer(10.0, lambda: rec.commands.append("quit"))  # 10 s of the looped clip
-    quitter.start()
-    try:
-        assert rec.run() == 0
-    finally:
-        quitter.cancel()
-        stop.set()
-        th.join(2)
-        rx.close()
+    with udp_listener() as (port, got):
+        monkeypatch.setattr(sys, "stdin", open(os.devnull))
+        opts = record.RecordOptions(camera=str(clip), out=str(tmp_path / "out"), resolution=(240, 240), headless=True,
+                                    autostart=True, video=False, vmc=("127.0.0.1", port), loop=True)
+        rec = record.Recorder(opts, out=lambda s: None)
+        quitter = threading.Timer(10.0, lambda: rec.commands.append("quit"))  # 10 s of the looped clip
+        quitter.start()
+        try:
+            assert rec.run() == 0
+        finally:
+            quitter.cancel()
     d = rec.saved[0]
     take = load_take(d)
     live = np.load(d / "live.npz", allow_pickle=False)
