@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .commands import wxh
 from .errors import UnderstudyError, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -48,14 +49,6 @@ def _sigterm_to_interrupt():
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not in the main thread (e.g. embedded); keep the default
         return
-
-
-def _wxh(spec: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in spec.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH such as 320x240, got {spec!r}") from None
-    return w, h
 
 
 def _parse_footage(spec: str):
@@ -556,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("cycles", "eevee", "workbench"), default="cycles",
                    help="Blender engine (default cycles: fastest measured without a GPU)")
     p.add_argument("--samples", type=int, default=16, metavar="N", help="render samples per pixel (default 16)")
-    p.add_argument("--resolution", type=_wxh, default=None, metavar="WxH",
+    p.add_argument("--resolution", type=wxh, default=None, metavar="WxH",
                    help="render size (default: the footage's, long side at most 640 px)")
     p.add_argument("--frames", metavar="A:B", help="render take frames A to B-1 only")
     _add_track_options(p)

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from . import wxh
+
 __all__ = ["register", "cmd_render"]
-
-
-def _resolution(spec: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in spec.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH such as 320x240, got {spec!r}") from None
-    return w, h
 
 
 def _passes(spec: str) -> tuple[str, ...]:
@@ -70,7 +64,7 @@ def register(sub) -> None:
                         "eevee runs on software OpenGL here, about 20 s a frame)")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                    help=f"samples per pixel for cycles/eevee (default {DEFAULT_SAMPLES})")
-    p.add_argument("--resolution", type=_resolution, default=None, metavar="WxH",
+    p.add_argument("--resolution", type=wxh, default=None, metavar="WxH",
                    help="output size (default: the footage's, long side at most 640 px; same aspect ratio)")
     p.add_argument("--frames", metavar="A:B", help="take frames A to B-1 only (0-based; A: or :B leave a side open)")
     p.add_argument("--replace", action="store_true",
