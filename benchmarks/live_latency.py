@@ -130,15 +130,15 @@ def per_frame(lms: list[dict], ts: np.ndarray, res: tuple[int, int], *, fast: bo
     return {"body": body, "vmc": enc, "total": body + enc, "face": fc}
 
 
-def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool, fast: bool, video: bool = True,
-         model_complexity: int = 1) -> dict:
+def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool = True, fast: bool = True,
+         video: bool = True, model_complexity: int = 1, trackers: int | None = None) -> dict:
     from mocap.record import Recorder, RecordOptions
     from mocap.take import load_take
 
     out = Path(tempfile.mkdtemp(prefix="understudy-bench-"))
     opts = RecordOptions(camera=str(clip), out=str(out), resolution=res, headless=True, autostart=True,
                          loop=True, pipeline=pipeline, video=video, fast_solve=fast,
-                         model_complexity=model_complexity)
+                         model_complexity=model_complexity, trackers=trackers)
     rec = Recorder(opts, out=lambda s: None)
     timer = threading.Timer(seconds, lambda: rec.commands.append("quit"))
     timer.start()
@@ -203,13 +203,16 @@ def main() -> int:
               f"{np.median(r['vmc']):.2f} ms = median {np.median(r['total']):.2f} ms, p95 "
               f"{np.percentile(r['total'], 95):.2f} ms over {len(r['total'])} frames (target <= 5 ms: "
               f"{_ok(np.median(r['total']) <= 5.0)}); live face curves {np.median(r['face']):.2f} ms")
-    runs = [("pipelined (default)", True, True, True), ("sequential", False, True, True),
-            ("pipelined, --no-video", True, True, False)]
+    runs = [("2 trackers, pipelined (default)", {"trackers": 2}),
+            ("1 tracker, pipelined (before)", {"trackers": 1}),
+            ("1 tracker, sequential", {"trackers": 1, "pipeline": False}),
+            ("2 trackers, --no-video", {"trackers": 2, "video": False}),
+            ("3 trackers", {"trackers": 3})]
     if not a.no_reference:
-        runs.append(("pipelined, reference solve", True, False, True))
-    for name, pipe, fast, video in runs:
+        runs.append(("1 tracker, reference solve (the first version)", {"trackers": 1, "fast": False}))
+    for name, kw in runs:
         load = _load()
-        r = live(clip, res, a.seconds, pipeline=pipe, fast=fast, video=video, model_complexity=a.model_complexity)
+        r = live(clip, res, a.seconds, model_complexity=a.model_complexity, **kw)
         ratio = r["lat_med"] / med_inf
         print(f"record, {name}: {r['fps']} fps sustained, {100 * r['share']:.0f}% of source frames processed, "
               f"capture-to-pose latency median {r['lat_med']:.1f} ms ({ratio:.2f}x inference), p95 "

@@ -6,9 +6,11 @@ The loop
 A capture thread reads the source and keeps only the **latest** frame: when tracking
 falls behind, older frames are dropped, as a real camera drops them (a video file given
 as ``--camera FILE`` is played at its own frame rate, the same way). Dropped frames are
-counted. The main thread tracks each frame it gets with MediaPipe Holistic (video mode)
-and hands it to the solve thread (:class:`_Sink`; MediaPipe releases the GIL, so the two
-overlap), which lifts it (as :func:`mocap.root.lift_take` on the one frame, in the world
+counted. The main thread hands each frame it gets to a free tracker of a
+:class:`TrackerPool` (MediaPipe Holistic in video mode; two graphs on alternate frames
+with two or more cores, ``--trackers``), takes the tracked frames back in capture order
+and hands them to the solve thread (:class:`_Sink`; MediaPipe releases the GIL, so all
+of them overlap), which lifts it (as :func:`mocap.root.lift_take` on the one frame, in the world
 frame fixed by the first frame with a body), cleans it causally
 (:class:`mocap.cleanup.LiveCleaner`: swap chain, spike gate, hold, One Euro, bone
 lengths), solves it (:class:`LivePose`: what :func:`mocap.solve.solve_motion` gives on the
@@ -56,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CameraError, TakeFormatError, UnderstudyError, UsageError
+from .errors import CameraError, TakeFormatError, TrackingError, UnderstudyError, UsageError
 from .take import PART_SIZES, Intrinsics, SourceInfo, Take
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "RecordOptions",
     "LatestFrame",
     "LiveTracker",
+    "TrackerPool",
     "LivePose",
     "LiveFace",
     "TakeRecorder",
@@ -298,6 +301,119 @@ class LiveTracker:
 
     def close(self) -> None:
         self._h.close()
+
+
+class TrackerPool:
+    """``n`` trackers (:class:`LiveTracker`), each in its own thread; results leave in
+    capture order.
+
+    One Holistic graph runs its models one after the other and keeps about 1.3 of two
+    cores busy, so at 640x480 a frame takes about as long as a 30 fps frame lasts and a
+    single tracker falls behind (frames wait for it, the camera drops them). Two graphs
+    on alternate frames overlap: each frame starts as soon as it is captured. Each
+    tracker sees an increasing subset of the frames (video mode, its own landmark
+    smoothing and region-of-interest tracking, which cope with the 2-frame gaps).
+
+    :meth:`submit` hands a frame to the tracker idle longest (call it only when
+    :meth:`has_free`); :meth:`results` returns the finished frames in capture order,
+    never one whose predecessor is still being tracked; :meth:`wait` blocks until a
+    tracker is free or a result is ready. A tracker's exception is raised by
+    :meth:`results`, after the frames tracked before it have been returned.
+    """
+
+    def __init__(self, trackers: list[LiveTracker]) -> None:
+        if not trackers:
+            raise UsageError("at least one tracker is needed")
+        self.trackers = trackers
+        self._cond = threading.Condition()
+        self._free: collections.deque[int] = collections.deque(range(len(trackers)))
+        self._jobs: list[tuple[int, Captured] | None] = [None] * len(trackers)
+        self._done: dict[int, tuple[Captured, dict[str, Any] | BaseException]] = {}
+        self._seq_in = 0
+        self._seq_out = 0
+        self._closing = False
+        self._threads = [threading.Thread(target=self._run, args=(i,), name=f"understudy-track-{i}", daemon=True)
+                         for i in range(len(trackers))]
+        for th in self._threads:
+            th.start()
+
+    def __len__(self) -> int:
+        return len(self.trackers)
+
+    def has_free(self) -> bool:
+        with self._cond:
+            return bool(self._free)
+
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._seq_in - self._seq_out
+
+    def submit(self, item: Captured) -> None:
+        with self._cond:
+            if not self._free:
+                raise RuntimeError("TrackerPool.submit with every tracker busy")
+            i = self._free.popleft()
+            self._jobs[i] = (self._seq_in, item)
+            self._seq_in += 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            if not self._free and self._seq_out not in self._done:
+                self._cond.wait(timeout)
+
+    def results(self, *, block: bool = False, timeout: float = 5.0) -> list[tuple[Captured, dict[str, Any]]]:
+        """Finished frames in capture order. ``block``: wait (up to ``timeout`` s per
+        frame) until every submitted frame is done (to drain the pool at the end)."""
+        out = []
+        with self._cond:
+            while True:
+                if self._seq_out in self._done:
+                    item, lm = self._done[self._seq_out]
+                    if isinstance(lm, BaseException):
+                        if out:  # the frames before the failure first; the error on the next call
+                            return out
+                        del self._done[self._seq_out]
+                        self._seq_out += 1
+                        raise lm
+                    del self._done[self._seq_out]
+                    self._seq_out += 1
+                    out.append((item, lm))
+                elif block and self._seq_out < self._seq_in:
+                    if not self._cond.wait(timeout):
+                        raise TrackingError(f"a tracker did not finish frame {self._seq_out} within {timeout:g} s")
+                else:
+                    return out
+
+    def _run(self, i: int) -> None:
+        tracker = self.trackers[i]
+        while True:
+            with self._cond:
+                while self._jobs[i] is None and not self._closing:
+                    self._cond.wait()
+                if self._jobs[i] is None:
+                    return
+                seq, item = self._jobs[i]
+            item.track_start = time.monotonic()
+            try:
+                res: dict[str, Any] | BaseException = tracker.process(item.rgb)
+            except BaseException as e:  # noqa: BLE001 - handed to the main loop, which stops and saves
+                res = e
+            item.track_end = time.monotonic()
+            with self._cond:
+                self._jobs[i] = None
+                self._done[seq] = (item, res)
+                self._free.append(i)
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        for th in self._threads:
+            th.join(timeout=10.0)
+        for tr in self.trackers:
+            tr.close()
 
 
 # -- per-frame solve --------------------------------------------------------------------
@@ -915,6 +1031,12 @@ class RecordOptions:
     loop: bool = False
     face: bool = True
     fast_solve: bool = True  # False: the reference per-frame solve (solve_motion on the window), for benchmarks
+    trackers: int | None = None  # Holistic graphs on alternate frames; None: 2 with 2+ cores, else 1
+
+    def n_trackers(self) -> int:
+        if self.trackers is not None:
+            return self.trackers
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
 
     def check(self) -> None:
         if self.countdown_s is not None and self.countdown_s < 0:
@@ -923,6 +1045,8 @@ class RecordOptions:
             raise UsageError(f"flush interval must be within (0, 1] s, got {self.flush_s}")
         if self.model_complexity not in (0, 1, 2):
             raise UsageError(f"--model-complexity must be 0, 1 or 2, got {self.model_complexity}")
+        if self.trackers is not None and not 1 <= self.trackers <= 4:
+            raise UsageError(f"--trackers must be 1 to 4, got {self.trackers}")
 
 
 class _Sink:
@@ -1128,10 +1252,13 @@ class Recorder:
         exit_code = 0
         failure: str | None = None
         with native_log_filter():
-            tracker = LiveTracker(model_complexity=o.model_complexity, refine_face=o.refine_face)
+            pool = TrackerPool([LiveTracker(model_complexity=o.model_complexity, refine_face=o.refine_face)
+                                for _ in range(o.n_trackers())])
+        tracker = pool.trackers[0]
         tracker_meta = {"name": "mediapipe.solutions.holistic", "mediapipe_version": tracker.version,
                         **tracker.settings, "live": True, "realtime_file": not is_camera,
-                        "resized_to": list(resize) if resize else None, "looped": bool(o.loop)}
+                        "resized_to": list(resize) if resize else None, "looped": bool(o.loop),
+                        "trackers": len(pool)}
         solver = LivePose(info, fast=o.fast_solve) if o.solve else None
         if o.loop and is_camera:
             raise UsageError("--loop is for a video file given as --camera FILE, not a webcam")
@@ -1169,20 +1296,19 @@ class Recorder:
                     break
                 if sink is not None and sink.error is not None:
                     raise sink.error
+                for item, lm in pool.results():
+                    self._tracked(item, lm, ctx, sink, window, draw_landmarks)
+                if not pool.has_free():
+                    pool.wait(timeout=0.2)
+                    continue
                 item = cap.get(timeout=0.2)
                 if item is None:
                     if cap.ended:
-                        break
+                        break  # the frames still being tracked are collected below
                     continue
-                item.track_start = time.monotonic()
-                lm = tracker.process(item.rgb)
-                item.track_end = time.monotonic()
-                if sink is not None:
-                    sink.put(item, lm)
-                else:
-                    self._after_tracking(item, lm, ctx, solve=True)
-                if window is not None:
-                    self._show(window, item, lm, stats, draw_landmarks)
+                pool.submit(item)
+            for item, lm in pool.results(block=True):
+                self._tracked(item, lm, ctx, sink, window, draw_landmarks)
         except KeyboardInterrupt:
             self.say("interrupted: saving")
         finally:
@@ -1200,7 +1326,7 @@ class Recorder:
                 if self.rec is not None:
                     self._stop(notes=notes)
             finally:
-                tracker.close()
+                pool.close()
                 if vmc is not None:
                     vmc.close()
                 if window is not None:
@@ -1217,6 +1343,15 @@ class Recorder:
         elif self._sigint:
             exit_code = 0
         return exit_code
+
+    def _tracked(self, item: Captured, lm: dict, ctx: dict, sink: _Sink | None, window: str | None, draw) -> None:
+        """A tracked frame, in capture order: to the solve thread (or solved here), shown."""
+        if sink is not None:
+            sink.put(item, lm)
+        else:
+            self._after_tracking(item, lm, ctx, solve=True)
+        if window is not None:
+            self._show(window, item, lm, ctx["stats"], draw)
 
     def _after_tracking(self, item: Captured, lm: dict, ctx: dict, *, solve: bool) -> None:
         """Solve, stream, record and report one tracked frame (in the sink thread when

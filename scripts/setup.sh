@@ -16,7 +16,9 @@ cd "$here"
 job="${1:-install}"
 [ $# -gt 0 ] && shift
 
-APT_PACKAGES=(ffmpeg libgl1 libglib2.0-0 libegl1 libegl-mesa0)
+# ffmpeg: video I/O; libgl1/libglib2.0: OpenCV; libegl1 + libegl-mesa0: headless GL (pyrender);
+# xvfb + the X client libraries: the `record` preview window (OpenCV's Qt) on a virtual display in the tests
+APT_PACKAGES=(ffmpeg libgl1 libglib2.0-0 libegl1 libegl-mesa0 xvfb libx11-6 libxext6 libsm6 libice6)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

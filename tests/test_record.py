@@ -29,11 +29,14 @@ RES = "256x144"
 class Proc:
     """`understudy record --headless` in a subprocess, stdout read line by line in a thread."""
 
-    def __init__(self, *args: str, cwd: Path) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.p = subprocess.Popen([sys.executable, "-m", "mocap.cli", "record", "--headless", *args],
+    def __init__(self, *args: str, cwd: Path, headless: bool = True, display: str | None = None) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+        if display is not None:
+            env["DISPLAY"] = display
+        mode = ["--headless"] if headless else []
+        self.p = subprocess.Popen([sys.executable, "-m", "mocap.cli", "record", *mode, *args],
                                   cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, env={**env, "PYTHONPATH": str(ROOT)})
+                                  stderr=subprocess.DEVNULL, text=True, env=env)
         self.lines: queue.Queue = queue.Queue()
         self.all: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -399,3 +402,102 @@ def test_live_face_curves_follow_the_jaw_and_match_the_offline_face_solver(tmp_p
     k = int(np.flatnonzero(ok)[-1])
     sent = blends[round(float(np.float32(take.timestamps[k])), 4)]
     assert sent["jawOpen"] == pytest.approx(float(f[k, ARKIT_SHAPES.index("jawOpen")]), abs=1e-6)
+
+
+def test_closing_the_preview_window_stops_and_saves_the_take(tmp_path):
+    """The preview window on a virtual X display: it appears titled "understudy record";
+    closing it as a window manager does (WM_DELETE_WINDOW, the close button) stops
+    recording, saves every frame recorded up to then and exits 0."""
+    from tests.x11 import close_window, window_ids, xvfb
+
+    clip = shared_file(CLIP)
+    with xvfb() as display:
+        pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--no-video",
+                  "--autostart", "--countdown", "0", cwd=tmp_path, headless=False, display=display)
+        try:
+            pr.wait_for(r"^recording take_001")
+            t_rec = time.monotonic()
+            while not window_ids(display, "understudy record"):
+                assert time.monotonic() - t_rec < 30, "the preview window never appeared"
+                time.sleep(0.1)
+            time.sleep(max(0.0, 2.0 - (time.monotonic() - t_rec)))  # record about 2 s
+            t_close = time.monotonic()
+            assert close_window(display, "understudy record") == 1
+            pr.wait_for(r"^preview window closed: stopping", timeout=10)
+            m = pr.wait_for(r"^saved take_001: (\d+) frames", timeout=20)
+            rc = pr.finish(timeout=30)
+        finally:
+            pr.kill()
+    out = "\n".join(pr.all)
+    assert rc == 0, out
+    take = load_take(tmp_path / "out" / "take_001")
+    assert take.complete and len(take) == int(m.group(1))
+    # nothing recorded before the close is lost: the take covers the time it ran
+    # (recording started a moment before its line was read; at most ~1 s of start-up slack)
+    ran = t_close - t_rec
+    print(f"window closed after {ran:.2f} s of recording; the take holds {take.duration_s:.2f} s, {len(take)} frames")
+    assert take.duration_s >= ran - 1.0
+    _check_accounting(tmp_path / "out" / "take_001")
+
+
+class _SlowTracker:
+    """Stands in for LiveTracker: sleeps a varying time, remembers the frames it saw."""
+
+    def __init__(self, delays):
+        self.delays = delays
+        self.seen: list[int] = []
+        self.closed = False
+
+    def process(self, rgb):
+        i = int(rgb[0, 0, 0])
+        self.seen.append(i)
+        time.sleep(self.delays[i % len(self.delays)])
+        if i == 99:
+            raise RuntimeError("tracker failed on frame 99")
+        return {"index": i}
+
+    def close(self):
+        self.closed = True
+
+
+def _frame(i):
+    from mocap.record import Captured
+
+    return Captured(i / 30.0, np.full((2, 2, 3), i, np.uint8), i, time.monotonic(), 0)
+
+
+def test_tracker_pool_keeps_capture_order_and_each_tracker_sees_increasing_frames():
+    from mocap.record import TrackerPool
+
+    a, b = _SlowTracker([0.03, 0.001, 0.02]), _SlowTracker([0.001, 0.025])
+    pool = TrackerPool([a, b])
+    got = []
+    i = 0
+    while i < 40:
+        got += [lm["index"] for _, lm in pool.results()]
+        if pool.has_free():
+            pool.submit(_frame(i))
+            i += 1
+        else:
+            pool.wait(0.5)
+    got += [lm["index"] for item, lm in pool.results(block=True)]
+    pool.close()
+    assert got == list(range(40))  # every frame, in capture order, although they finish out of order
+    assert sorted(a.seen + b.seen) == list(range(40)) and len(a.seen) >= 10 and len(b.seen) >= 10
+    assert all(np.diff(a.seen) > 0) and all(np.diff(b.seen) > 0)  # each graph's timestamps increase
+    assert a.closed and b.closed
+
+
+def test_tracker_pool_hands_a_tracker_error_to_the_caller_in_order():
+    from mocap.record import TrackerPool
+
+    pool = TrackerPool([_SlowTracker([0.001])])
+    for i in (97, 98, 99):
+        while not pool.has_free():
+            pool.wait(0.5)
+        pool.submit(_frame(i))
+    # the frames tracked before the failure are delivered first, then the error
+    assert [lm["index"] for _, lm in pool.results(block=True)] == [97, 98]
+    with pytest.raises(RuntimeError, match="frame 99"):
+        pool.results(block=True)
+    pool.close()

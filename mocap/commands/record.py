@@ -28,7 +28,7 @@ def cmd_record(args) -> int:
         headless=args.headless, vmc=parse_hostport(args.vmc) if args.vmc is not None else None,
         countdown_s=args.countdown, autostart=args.autostart, model_complexity=args.model_complexity,
         refine_face=not args.no_iris, video=not args.no_video, solve=not args.no_solve, loop=args.loop,
-        pipeline=not args.sequential, face=not args.no_face)
+        pipeline=not args.sequential, face=not args.no_face, trackers=args.trackers)
     code, _ = run_record(opts)
     return code
 
@@ -74,6 +74,11 @@ def register(sub) -> None:
     p.add_argument("--autostart", action="store_true", help="start a take as soon as capture runs")
     p.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1,
                    help="pose model: 0 lite (fastest; `understudy models install`), 1 full (default), 2 heavy")
+    p.add_argument("--trackers", type=int, default=None, metavar="N",
+                   help="MediaPipe graphs tracking alternate frames in parallel (1-4; default 2 on a machine "
+                        "with 2 or more cores, else 1). One graph at 640x480 needs about a whole 30 fps frame "
+                        "time on a laptop core pair, so with 1 frames queue and drop; 2 overlap them (higher "
+                        "fps and lower latency, about twice the memory)")
     p.add_argument("--no-iris", action="store_true", help="track the face mesh without the 10 iris points")
     p.add_argument("--no-video", action="store_true", help="do not store the raw video segments")
     p.add_argument("--no-solve", action="store_true",
