@@ -501,3 +501,67 @@ def test_tracker_pool_hands_a_tracker_error_to_the_caller_in_order():
     with pytest.raises(RuntimeError, match="frame 99"):
         pool.results(block=True)
     pool.close()
+
+
+def _webcam_like_input(clip: Path, out: Path, *, size=(320, 240), fps=30, frames=120) -> Path:
+    """The clip's first ``frames`` frames scaled to ``size`` and re-timed to ``fps``, MJPEG
+    in Matroska (what a USB webcam sends)."""
+    import av
+    import cv2
+
+    from mocap.sources import open_source
+
+    with open_source(str(clip)) as src, av.open(str(out), mode="w") as c:
+        st = c.add_stream("mjpeg", rate=fps)
+        st.width, st.height = size
+        st.pix_fmt = "yuvj420p"
+        for i, fr in enumerate(src.frames()):
+            if i == frames:
+                break
+            vf = av.VideoFrame.from_ndarray(cv2.resize(fr.rgb, size, interpolation=cv2.INTER_AREA), format="rgb24")
+            vf.pts = i
+            for pk in st.encode(vf):
+                c.mux(pk)
+        for pk in st.encode():
+            c.mux(pk)
+    return out
+
+
+def test_keeps_up_with_a_30_fps_camera(tmp_path):
+    """A 30 fps feed (4 s, 320x240 MJPEG) played in real time through the default loop (two
+    trackers on two cores): every frame is accounted for, almost all are processed and
+    each one's capture-to-pose latency is in the take. Issue 8's target is >= 95 % (met
+    here: 97.5-100 % in five runs on the idle 2-core machine, but 82-84 % in two runs while
+    another job kept both cores busy; benchmarks/live_latency.py measures it at 640x480).
+    The test asks for 90 %: a regression guard, not the timing target, which lives in
+    benchmarks/."""
+    clip = _webcam_like_input(shared_file(CLIP), tmp_path / "cam30.mkv")
+    pr = Proc("--camera", str(clip), "--out", "out", "--autostart", cwd=tmp_path)
+    try:
+        pr.wait_for(r"^recording take_001")
+        rc = pr.finish(timeout=60)
+    finally:
+        pr.kill()
+    out = "\n".join(pr.all)
+    assert rc == 0, out
+    take, live = _check_accounting_30(tmp_path / "out" / "take_001")
+    lv = take.tracker["live"]
+    print(f"30 fps feed: {len(take)} of {lv['source_frames_spanned']} frames processed "
+          f"({100 * lv['processed_share']:.1f} %), {lv['fps_processed']} fps, latency median "
+          f"{lv['latency_ms_median']} ms, p95 {lv['latency_ms_p95']} ms, trackers {take.tracker['trackers']}")
+    assert take.tracker["trackers"] == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    assert lv["processed_share"] >= 0.90, out
+    assert lv["fps_processed"] >= 27.0
+    # the live pose came out for the frames after the 1-s calibration
+    solved = np.isfinite(live["live_rotations"][:, 0, 0])
+    assert solved[take.timestamps - take.timestamps[0] > 1.2].mean() >= 0.95
+
+
+def _check_accounting_30(take_dir: Path):
+    take = load_take(take_dir)
+    live = np.load(take_dir / "live.npz", allow_pickle=False)
+    span = int(take.frame_index[-1] - take.frame_index[0] + 1)
+    assert len(take) + int(live["dropped_before"][1:].sum()) == span
+    assert np.allclose(take.timestamps, take.frame_index / 30.0, atol=1e-3)
+    assert np.all(live["latency_ms"] > 0) and np.all(live["track_ms"] > 0)
+    return take, live
