@@ -404,40 +404,62 @@ def test_live_face_curves_follow_the_jaw_and_match_the_offline_face_solver(tmp_p
     assert sent["jawOpen"] == pytest.approx(float(f[k, ARKIT_SHAPES.index("jawOpen")]), abs=1e-6)
 
 
-def test_closing_the_preview_window_stops_and_saves_the_take(tmp_path):
-    """The preview window on a virtual X display: it appears titled "understudy record";
-    closing it as a window manager does (WM_DELETE_WINDOW, the close button) stops
-    recording, saves every frame recorded up to then and exits 0."""
-    from tests.x11 import close_window, window_ids, xvfb
+def test_preview_window_keys_countdown_and_closing_the_window(tmp_path):
+    """The preview window on a virtual X display, driven as a performer would: space starts
+    a take after the countdown, space stops and saves it, d discards the next one, and
+    closing the window (WM_DELETE_WINDOW, what the close button sends) stops the third,
+    saves every frame recorded up to then and exits 0."""
+    from tests.x11 import close_window, press_key, window_ids, xvfb
 
     clip = shared_file(CLIP)
+    title = "understudy record"
     with xvfb() as display:
         pr = Proc("--camera", str(clip), "--loop", "--resolution", RES, "--out", "out", "--no-video",
-                  "--autostart", "--countdown", "0", cwd=tmp_path, headless=False, display=display)
+                  "--countdown", "1", cwd=tmp_path, headless=False, display=display)
         try:
-            pr.wait_for(r"^recording take_001")
-            t_rec = time.monotonic()
-            while not window_ids(display, "understudy record"):
-                assert time.monotonic() - t_rec < 30, "the preview window never appeared"
+            pr.wait_for(r"^ready:")
+            t0 = time.monotonic()
+            while not window_ids(display, title):
+                assert time.monotonic() - t0 < 30, "the preview window never appeared"
                 time.sleep(0.1)
-            time.sleep(max(0.0, 2.0 - (time.monotonic() - t_rec)))  # record about 2 s
+            assert press_key(display, title, "space") == 1
+            t_key = time.monotonic()
+            pr.wait_for(r"^recording starts in 1 s")
+            pr.wait_for(r"^recording take_001")
+            t_rec1 = time.monotonic()
+            time.sleep(1.0)
+            press_key(display, title, "space")
+            pr.wait_for(r"^saved take_001: \d+ frames")
+            press_key(display, title, "space")
+            pr.wait_for(r"^recording take_002")
+            time.sleep(0.5)
+            press_key(display, title, "d")
+            pr.wait_for(r"^discarded take_002")
+            press_key(display, title, "space")
+            pr.wait_for(r"^recording take_003")
+            t_rec3 = time.monotonic()
+            time.sleep(1.5)
             t_close = time.monotonic()
-            assert close_window(display, "understudy record") == 1
+            assert close_window(display, title) == 1
             pr.wait_for(r"^preview window closed: stopping", timeout=10)
-            m = pr.wait_for(r"^saved take_001: (\d+) frames", timeout=20)
+            m = pr.wait_for(r"^saved take_003: (\d+) frames", timeout=20)
             rc = pr.finish(timeout=30)
         finally:
             pr.kill()
     out = "\n".join(pr.all)
     assert rc == 0, out
-    take = load_take(tmp_path / "out" / "take_001")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["take_001", "take_003"]
+    assert t_rec1 - t_key >= 0.9  # the countdown ran before recording began
+    take1 = load_take(tmp_path / "out" / "take_001")
+    assert take1.complete and len(take1) >= 5
+    take = load_take(tmp_path / "out" / "take_003")
     assert take.complete and len(take) == int(m.group(1))
     # nothing recorded before the close is lost: the take covers the time it ran
-    # (recording started a moment before its line was read; at most ~1 s of start-up slack)
-    ran = t_close - t_rec
+    # (recording began a moment before its line was read; at most ~1 s of slack)
+    ran = t_close - t_rec3
     print(f"window closed after {ran:.2f} s of recording; the take holds {take.duration_s:.2f} s, {len(take)} frames")
     assert take.duration_s >= ran - 1.0
-    _check_accounting(tmp_path / "out" / "take_001")
+    _check_accounting(tmp_path / "out" / "take_003")
 
 
 class _SlowTracker:

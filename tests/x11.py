@@ -1,7 +1,8 @@
-"""A virtual X display (Xvfb) and the window manager's "close" for tests of the preview
-window: :func:`close_window` sends ``WM_DELETE_WINDOW`` to a top-level window by title,
-which is what a window manager does when the user clicks the close button (Xvfb has no
-window manager). libX11 through ctypes, no extra Python package."""
+"""A virtual X display (Xvfb), key presses and the window manager's "close" for tests of
+the preview window: :func:`press_key` sends key events to a window by title (as
+``xdotool key --window`` does), :func:`close_window` sends ``WM_DELETE_WINDOW``, which is
+what a window manager does when the user clicks the close button (Xvfb has no window
+manager). libX11 through ctypes, no extra Python package."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import subprocess
 
 import pytest
 
-_CLIENT_MESSAGE = 33  # X.h ClientMessage
+_KEY_PRESS, _KEY_RELEASE, _CLIENT_MESSAGE = 2, 3, 33  # X.h event types
 
 
 class _XClientMessageEvent(ctypes.Structure):
@@ -23,8 +24,16 @@ class _XClientMessageEvent(ctypes.Structure):
                 ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
 
 
+class _XKeyEvent(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("root", ctypes.c_ulong),
+                ("subwindow", ctypes.c_ulong), ("time", ctypes.c_ulong), ("x", ctypes.c_int), ("y", ctypes.c_int),
+                ("x_root", ctypes.c_int), ("y_root", ctypes.c_int), ("state", ctypes.c_uint),
+                ("keycode", ctypes.c_uint), ("same_screen", ctypes.c_int)]
+
+
 class _XEvent(ctypes.Union):
-    _fields_ = [("xclient", _XClientMessageEvent), ("pad", ctypes.c_long * 24)]
+    _fields_ = [("xclient", _XClientMessageEvent), ("xkey", _XKeyEvent), ("pad", ctypes.c_long * 24)]
 
 
 def _libx11():
@@ -40,6 +49,8 @@ def _libx11():
                              ctypes.POINTER(ctypes.POINTER(ul)), ctypes.POINTER(ctypes.c_uint)]
     x.XFetchName.argtypes = [vp, ul, ctypes.POINTER(ctypes.c_void_p)]
     x.XSendEvent.argtypes = [vp, ul, ctypes.c_int, ctypes.c_long, ctypes.POINTER(_XEvent)]
+    x.XStringToKeysym.restype, x.XStringToKeysym.argtypes = ul, [ctypes.c_char_p]
+    x.XKeysymToKeycode.restype, x.XKeysymToKeycode.argtypes = ctypes.c_ubyte, [vp, ul]
     for f in (x.XFree, x.XFlush, x.XCloseDisplay):
         f.argtypes = [vp]
     return x
@@ -63,6 +74,28 @@ def close_window(display: str, title: str) -> int:
             ev.xclient.format = 32
             ev.xclient.data[0] = x.XInternAtom(d, b"WM_DELETE_WINDOW", 0)
             x.XSendEvent(d, w, 0, 0, ctypes.byref(ev))
+        x.XFlush(d)
+        return len(found)
+
+    return _with_display(display, send)
+
+
+def press_key(display: str, title: str, key: str) -> int:
+    """Send a key press and release (X keysym name: "space", "d", "q", "Escape") to every
+    window titled ``title``, as ``xdotool key --window`` does; returns how many."""
+
+    def send(x, d):
+        found = _find(x, d, title)
+        code = x.XKeysymToKeycode(d, x.XStringToKeysym(key.encode()))
+        if code == 0:
+            raise ValueError(f"no keycode for the keysym {key!r}")
+        root = x.XDefaultRootWindow(d)
+        for w in found:
+            for kind, mask in ((_KEY_PRESS, 1), (_KEY_RELEASE, 2)):  # KeyPressMask, KeyReleaseMask
+                ev = _XEvent()
+                k = ev.xkey
+                k.type, k.window, k.root, k.subwindow, k.keycode, k.same_screen = kind, w, root, 0, code, 1
+                x.XSendEvent(d, w, 1, mask, ctypes.byref(ev))
         x.XFlush(d)
         return len(found)
 
