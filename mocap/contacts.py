@@ -58,6 +58,8 @@ __all__ = [
     "contact_segments",
     "detect_contacts",
     "motion_contacts",
+    "planted_contacts",
+    "sight_weight",
     "foot_points",
     "lock_feet",
     "foot_skate",
@@ -83,15 +85,28 @@ def contact_segments(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
-def _speed(x: np.ndarray, ts: np.ndarray, window_s: float) -> np.ndarray:
+def _velocity(x: np.ndarray, ts: np.ndarray, window_s: float) -> np.ndarray:
+    """``(T, 3)`` central-difference velocity of ``x`` ``(T, 3)`` over ``window_s`` s."""
     T = len(ts)
     if T < 2:
-        return np.zeros(T)
+        return np.zeros_like(x)
     dt = float(np.median(np.diff(ts)))
     h = max(1, int(round(0.5 * window_s / dt)))
     i = np.arange(T)
     i0, i1 = np.clip(i - h, 0, T - 1), np.clip(i + h, 0, T - 1)
-    return np.linalg.norm(x[i1] - x[i0], axis=-1) / (ts[i1] - ts[i0])
+    return (x[i1] - x[i0]) / (ts[i1] - ts[i0])[:, None]
+
+
+def _view_speed(x: np.ndarray, ts: np.ndarray, window_s: float, view_from: np.ndarray | None,
+                depth_weight: float) -> np.ndarray:
+    """``(T,)`` speed of ``x`` ``(T, 3)``, m/s; with ``view_from`` (a camera centre ``(3,)``)
+    the component along the line of sight (camera -> point) counts ``depth_weight`` times."""
+    v = _velocity(x, ts, window_s)
+    if view_from is None or depth_weight == 1.0:
+        return np.linalg.norm(v, axis=-1)
+    ray = _unit(x - np.asarray(view_from, dtype=float))
+    along = np.einsum("ti,ti->t", v, ray)
+    return np.linalg.norm(v - (1.0 - depth_weight) * along[:, None] * ray, axis=-1)
 
 
 def detect_contacts(
@@ -105,13 +120,21 @@ def detect_contacts(
     speed_window_s: float = 0.05,
     min_duration_s: float = 0.1,
     min_gap_s: float = 0.05,
+    view_from: np.ndarray | None = None,
+    depth_weight: float = 1.0,
+    pad_s: float = 0.0,
 ) -> np.ndarray:
     """``(T,)`` bool: frames in which one foot touches the floor.
 
     ``foot_points`` ``(T, k, 3)`` (or ``(T, 3)``) world metres, the foot's points (heel,
     toe, ankle...); ``timestamps`` ``(T,)`` s. Height = the lowest point's y; speed = the
     points' mean, m/s. Thresholds and the hysteresis rule are in the module docstring.
-    The state is held through frames with NaN points, which are then reported False.
+    ``view_from`` ``(3,)`` world metres, the camera centre of a monocular take, with
+    ``depth_weight`` in [0, 1]: the speed's component along the line of sight counts that
+    much (0: the foot's motion across the image only; see "Monocular takes" above).
+    ``pad_s``: each contact found is widened by that much on both sides (after the
+    duration rule). The state is held through frames with NaN points, which are then
+    reported False.
     """
     X = np.asarray(foot_points, dtype=float)
     if X.ndim == 2:
@@ -123,11 +146,15 @@ def detect_contacts(
     if not (height_on <= height_off and speed_on <= speed_off):
         raise UsageError(f"hysteresis needs height_on <= height_off and speed_on <= speed_off, got "
                          f"height {height_on}/{height_off} m, speed {speed_on}/{speed_off} m/s")
+    if not 0.0 <= depth_weight <= 1.0 or pad_s < 0:
+        raise UsageError(f"depth_weight must be in [0, 1] and pad_s >= 0, got {depth_weight} and {pad_s}")
+    if view_from is not None and np.shape(view_from) != (3,):
+        raise UsageError(f"view_from must be a camera centre (3,), got shape {np.shape(view_from)}")
     T = len(ts)
     seen = np.all(np.isfinite(X), axis=(1, 2))
     with np.errstate(invalid="ignore"):
         height = np.where(seen, np.min(np.where(seen[:, None], X[..., 1], 0.0), axis=1), np.nan)
-        speed = _speed(X.mean(axis=1), ts, speed_window_s)
+        speed = _view_speed(X.mean(axis=1), ts, speed_window_s, view_from, depth_weight)
         on = (height < height_on) & (speed < speed_on)
         off = ((height > height_off) | (speed > speed_off)) & ~on
     ev = np.where(on, 1, np.where(off, -1, 0))
@@ -144,7 +171,47 @@ def detect_contacts(
         for s, e in contact_segments(state):
             if e - s < min_n:
                 state[s:e] = False
+        pad_n = int(round(pad_s / dt))
+        if pad_n > 0 and state.any():
+            from scipy.ndimage import binary_dilation
+
+            state = binary_dilation(state, iterations=pad_n)
     return state & seen
+
+
+def sight_weight(foot_points: Mapping[str, np.ndarray], timestamps: np.ndarray, view_from: np.ndarray, *,
+                 speed_window_s: float = 0.2, height_m: float = 0.1, speed_m_s: float = 0.3) -> tuple[float, float]:
+    """``(depth_weight, ratio)`` for :func:`detect_contacts` on a monocular take.
+
+    ``foot_points``: side -> ``(T, k, 3)`` world metres; ``view_from`` ``(3,)`` the camera
+    centre. Over the frames where a foot is low (lowest point under ``height_m``) and
+    slow across the view (under ``speed_m_s``), ``ratio`` is the median speed along the
+    line of sight over the median speed across it: about 1 or less when depth is as
+    good as the image (motion capture, markers), 1.4-3 on a MediaPipe take whose
+    planted feet wander in depth. The weight is ``clip(2 - ratio, 0, 1)``: the line of
+    sight counts fully when it is as trustworthy as the image and not at all once its
+    speed is twice the image's. With fewer than 10 such frames: ``(1.0, nan)``.
+    """
+    ts = np.asarray(timestamps, dtype=float)
+    cam = np.asarray(view_from, dtype=float)
+    along, across = [], []
+    for X in foot_points.values():
+        X = np.asarray(X, dtype=float)
+        X = X[:, None] if X.ndim == 2 else X
+        c = X.mean(axis=1)
+        v = _velocity(c, ts, speed_window_s)
+        ray = _unit(c - cam)
+        a = np.einsum("ti,ti->t", v, ray)
+        b = np.linalg.norm(v - a[:, None] * ray, axis=-1)
+        with np.errstate(invalid="ignore"):
+            low = (np.min(X[..., 1], axis=1) < height_m) & (b < speed_m_s) & np.isfinite(a)
+        along.append(np.abs(a[low]))
+        across.append(b[low])
+    a, b = np.concatenate(along), np.concatenate(across)
+    if a.size < 10 or not np.median(b) > 0:
+        return 1.0, float("nan")
+    ratio = float(np.median(a) / np.median(b))
+    return float(np.clip(2.0 - ratio, 0.0, 1.0)), ratio
 
 
 # -- leg plumbing ---------------------------------------------------------------------------
@@ -336,25 +403,26 @@ def _ankle_height(skeleton, leg: _Leg) -> float:
     return y if 0.0 <= lo <= 0.05 else y - lo
 
 
-def _targets(A0, Qf0, mask, nb, anchor, hmin, lock_rotation):
+def _targets(A0, Qf0, mask, nb, anchor, hmin, lock_rotation, hold_height=True):
     """Ankle targets (T,3), foot rotations (T,4), lock weight (T,) for one leg.
 
-    Per contact segment the planted position and rotation; the fades in and out of all
-    segments (disjoint frame ranges: two neighbours split the gap between them) are then
-    computed in one batch."""
+    Per contact segment the planted position and rotation (``hold_height`` False: the
+    ankle keeps its own height, at least ``hmin``); the fades in and out of all segments
+    (disjoint frame ranges: two neighbours split the gap between them) are then computed
+    in one batch, each easing in the correction at its segment's boundary frame."""
     T = len(A0)
     At, Qt, w = A0.copy(), Qf0.copy(), np.zeros(T)
     segs = contact_segments(mask)
     I = np.array([1.0, 0.0, 0.0, 0.0])
     # per fade: (first frame, frame count, reference frame, rising, segment)
     fades: list[tuple[int, int, int, bool, int]] = []
-    locks = np.empty((len(segs), 3))
     qlocks = np.empty((len(segs), 4))
     for k, (s, e) in enumerate(segs):
         lock = A0[s:e].mean(0) if anchor == "mean" else A0[s].copy()
         lock[1] = max(lock[1], hmin)
-        locks[k] = lock
         At[s:e] = lock
+        if not hold_height:
+            At[s:e, 1] = np.maximum(A0[s:e, 1], hmin)
         if lock_rotation:
             qlocks[k] = Qt[s:e] = _quat_mean(Qf0[s:e])
         w[s:e] = 1.0
@@ -375,7 +443,7 @@ def _targets(A0, Qf0, mask, nb, anchor, hmin, lock_rotation):
     rng = first[fade] + (j - 1).astype(np.int64)
     ref_f = ref[fade]
     ww = _smoothstep(np.where(rising[fade], j / (n + 1), (n + 1 - j) / (n + 1)))
-    At[rng] = A0[rng] + ww[:, None] * (locks[seg[fade]] - A0[ref_f])
+    At[rng] = A0[rng] + ww[:, None] * (At[ref_f] - A0[ref_f])  # At[ref] is the segment's target
     if lock_rotation:
         C = Q_mul(qlocks[seg], Q_inv(Qf0[ref]))[fade]
         Qt[rng] = Q_mul(slerp(np.broadcast_to(I, (fade.size, 4)), C, ww), Qf0[rng])
@@ -416,6 +484,7 @@ def lock_feet(
     lock_rotation: bool = True,
     knee_axes: Mapping[str, np.ndarray] | None = None,
     reach: float = 0.999,
+    hold_height: bool = True,
 ) -> Motion:
     """A copy of ``motion`` whose feet stay planted through their contacts.
 
@@ -426,7 +495,10 @@ def lock_feet(
     does: 0.08 m; else its height above the rest pose's lowest point); ``lock_rotation`` also holds the foot's orientation
     (planting the toes); ``knee_axes`` overrides the estimated knee hinge axes (thigh
     frame, per side); a leg may stretch to ``reach`` x its length before the root is
-    lowered. See the module docstring for the method.
+    lowered; ``hold_height`` False holds only the ankle's horizontal position and lets it
+    keep its own height (not below the rest height), so a heel rising at push-off still
+    rises and a monocular take's height noise is not frozen into a plant. See the module
+    docstring for the method.
 
     The result's ``meta["foot_lock"]`` records the largest root lowering and lift (m),
     the frames where a target stayed out of reach, and the contact segment count.
@@ -461,7 +533,8 @@ def lock_feet(
     for side in sides:
         leg = L[side]
         hmin = _ankle_height(sk, leg) if ankle_height is None else float(ankle_height)
-        tg[side] = _targets(P0[:, leg.foot], Qg0[:, leg.foot], masks[side], nb, anchor, hmin, lock_rotation)
+        tg[side] = _targets(P0[:, leg.foot], Qg0[:, leg.foot], masks[side], nb, anchor, hmin, lock_rotation,
+                            hold_height)
 
     def solve(rot, root, targets, frames):
         """IK each leg in ``frames[side]`` towards ``targets[side] = (A, Qf)``."""
@@ -586,8 +659,36 @@ def foot_skate(
     }
 
 
+def _still_pieces(u: np.ndarray, max_drift: float, min_n: int, max_speed: float,
+                  dt: float) -> list[tuple[int, int]]:
+    """The still parts ``[(start, stop), ...]`` of a foot's horizontal track ``u``
+    ``(n, 2)`` (m): a part whose points stay
+    within ``max_drift`` of its median is kept unless its least-squares speed exceeds
+    ``max_speed`` (a steady slide); a part that strays further is cut at its fastest step
+    (the two frames around it dropped) and each side judged again. Parts shorter than
+    ``min_n`` frames are dropped."""
+    out, todo = [], [(0, len(u))]
+    while todo:
+        a, b = todo.pop()
+        if b - a < max(min_n, 2):
+            continue
+        seg = u[a:b]
+        if np.linalg.norm(seg - np.median(seg, axis=0), axis=1).max() <= max_drift:
+            t = np.arange(b - a) * dt
+            slope = np.linalg.norm(np.polyfit(t, seg, 1)[0]) if b - a >= 3 else 0.0
+            if slope <= max_speed:
+                out.append((a, b))
+            continue
+        step = np.convolve(np.linalg.norm(np.diff(seg, axis=0), axis=1), np.ones(3) / 3.0, mode="same")
+        k = a + 1 + int(np.argmax(step))  # the fastest step is between frames k-1 and k
+        todo += [(a, max(k - 1, a)), (min(k + 1, b), b)]
+    return sorted(out)
+
+
 def planted_contacts(motion: Motion, contacts: Mapping[str, np.ndarray], *, max_drift_m: float = 0.05,
-                     legs: Mapping[str, tuple] | None = None) -> tuple[dict[str, np.ndarray], int]:
+                     legs: Mapping[str, tuple] | None = None, view_from: np.ndarray | None = None,
+                     depth_weight: float = 0.0, split: bool = False, max_speed_m_s: float = 0.2,
+                     min_duration_s: float = 0.1) -> tuple[dict[str, np.ndarray], int]:
     """Keep only the contacts in which the foot is really planted.
 
     A contact detected from height and speed may be a foot that truly slides on the
@@ -595,21 +696,43 @@ def planted_contacts(motion: Motion, contacts: Mapping[str, np.ndarray], *, max_
     invent a pose the performer never made. A contact segment is kept when the ankle
     stays within ``max_drift_m`` (horizontally) of its median position throughout; the
     small drift of noise, which locking is there to remove, stays well inside the
-    default 5 cm. Returns the filtered contacts and the number of segments dropped.
+    default 5 cm. Returns the filtered contacts and the number of segments dropped
+    (or, with ``split``, dropped or cut).
+
+    ``view_from`` ``(3,)``, the camera centre of a monocular take: the drift along the
+    line of sight (the horizontal camera -> ankle direction) counts ``depth_weight``
+    times, as in :func:`detect_contacts`; at 0 it is measured only across the view, where
+    the image pins the foot, since along it a planted foot's depth wanders by several
+    cm. A slide straight towards or away from the camera then goes unseen.
+    ``split``: a segment that drifts too far is not dropped whole but cut at its fastest
+    steps into the parts where the foot stays put (a low, slow stretch of a salsa often
+    holds a plant, a step, and another plant); a part is kept when it lasts
+    ``min_duration_s`` and its least-squares speed is at most ``max_speed_m_s`` (a steady
+    slide is not a plant, however short its drift).
     """
     if not max_drift_m > 0:
         raise UsageError(f"max_drift_m must be positive, got {max_drift_m}")
+    if view_from is not None and np.shape(view_from) != (3,):
+        raise UsageError(f"view_from must be a camera centre (3,), got shape {np.shape(view_from)}")
     fp = foot_points(motion, legs=legs)
     out: dict[str, np.ndarray] = {}
     dropped = 0
+    dt = 1.0 / motion.fps
+    min_n = max(1, int(round(min_duration_s / dt)))
     for side, c in contacts.items():
         c = np.asarray(c, dtype=bool).copy()
         ankle = fp[side][:, 0]
         for s, e in contact_segments(c):
             xz = ankle[s:e][:, [0, 2]]
-            drift = np.linalg.norm(xz - np.median(xz, axis=0), axis=1).max()
-            if drift > max_drift_m:
-                c[s:e] = False
-                dropped += 1
+            if view_from is not None:  # (across the view, weighted along it)
+                ray = _unit(xz.mean(0) - np.asarray(view_from, dtype=float)[[0, 2]])
+                xz = np.stack([xz @ np.array([-ray[1], ray[0]]), depth_weight * (xz @ ray)], axis=1)
+            if np.linalg.norm(xz - np.median(xz, axis=0), axis=1).max() <= max_drift_m:
+                continue
+            dropped += 1
+            c[s:e] = False
+            if split:
+                for a, b in _still_pieces(xz, max_drift_m, min_n, max_speed_m_s, dt):
+                    c[s + a:s + b] = True
         out[side] = c
     return out, dropped

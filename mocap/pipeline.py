@@ -34,6 +34,15 @@ from .motion import Motion
 __all__ = ["SolveOptions", "SolveResult", "solve_take", "solve_markers"]
 
 
+CONTACT_SPEED_WINDOW_S = 0.2
+"""Seconds over which a foot's speed is measured for contact detection (a central
+difference): long enough to average out a planted foot's landmark jitter, short enough
+to see a step begin."""
+CONTACT_PAD_S = 0.04
+"""Seconds each detected contact is widened by on both sides (one frame at 30 fps): the
+speed test trims a contact's ends, where the foot is still nearly at rest."""
+
+
 @dataclass
 class SolveOptions:
     """The knobs of ``understudy solve`` (defaults in brackets).
@@ -42,9 +51,14 @@ class SolveOptions:
     Euro); ``body_cutoff_hz`` [5], ``hands_cutoff_hz`` [8], ``face_cutoff_hz`` [8]
     override the low-pass cutoffs; ``max_gap_s`` [0.25 body] the longest dropout filled;
     ``limits`` [on] anatomical joint limits; ``foot_lock`` [on];
-    ``contact_height_m`` [0.05] and ``contact_speed_m_s`` [0.25] enter a contact (leave
-    at 1.6x those); ``max_slide_m`` [0.05] a contact whose foot drifts further is a real
-    slide (pivot, dance step) and is not locked; ``finger_cutoff_hz`` [4] low-pass of the
+    ``contact_height_m`` [0.1] and ``contact_speed_m_s`` [0.3] enter a contact (leave
+    at 1.6x those; speed over 0.2 s); ``contact_depth_weight`` [None: from the take,
+    :func:`mocap.contacts.sight_weight`] how much of a foot's speed along the camera's
+    line of sight counts, 0-1 (a MediaPipe take's lifted depth wanders by 0.2-0.4 m/s on
+    a planted foot, so it gets 0; markers without a camera use the full speed);
+    ``max_slide_m`` [0.05] a contact whose foot drifts further (across the view, for a
+    take) is cut into its still parts, and what slides is not locked (pivot, dance
+    step); ``finger_cutoff_hz`` [4] low-pass of the
     finger joints' rotations, so fingers ease into a pose when a hand is found again
     instead of popping from the held pose; ``root_smooth_s`` [0.05] smoothing of the camera-space hips path;
     ``fov_deg`` overrides the take's camera field of view; ``depth_refine`` [on] re-estimates
@@ -59,8 +73,9 @@ class SolveOptions:
     max_gap_s: float | None = None
     limits: bool = True
     foot_lock: bool = True
-    contact_height_m: float = 0.05
-    contact_speed_m_s: float = 0.25
+    contact_height_m: float = 0.1
+    contact_speed_m_s: float = 0.3
+    contact_depth_weight: float | None = None
     max_slide_m: float = 0.05
     finger_cutoff_hz: float = 4.0
     root_smooth_s: float = 0.05
@@ -76,6 +91,8 @@ class SolveOptions:
                 raise UsageError(f"{name} must be positive, got {v}")
         if not (self.contact_height_m > 0 and self.contact_speed_m_s > 0):
             raise UsageError("contact thresholds must be positive")
+        if self.contact_depth_weight is not None and not 0.0 <= self.contact_depth_weight <= 1.0:
+            raise UsageError(f"contact_depth_weight must be in [0, 1], got {self.contact_depth_weight}")
 
     def clean_params(self) -> dict[str, Any]:
         p: dict[str, Any] = {}
@@ -162,7 +179,7 @@ def solve_markers(markers: Markers, options: SolveOptions | None = None, *, prog
                   lift_info: dict | None = None, _bar=None, _timings=None) -> SolveResult:
     """Clean, solve, detect contacts and lock feet, from world-frame markers."""
     from .cleanup import clean_markers
-    from .contacts import lock_feet, motion_contacts, planted_contacts
+    from .contacts import detect_contacts, foot_points, lock_feet, planted_contacts, sight_weight
     from .solve import solve_motion
 
     opts = options or SolveOptions()
@@ -183,21 +200,36 @@ def solve_markers(markers: Markers, options: SolveOptions | None = None, *, prog
             motion = solve_motion(clean, limits=opts.limits)
             motion = _ease_fingers(motion, cutoff_hz=opts.finger_cutoff_hz)
         with _stage(timings, "contacts", bar):
-            contacts = motion_contacts(motion, height_on=opts.contact_height_m,
-                                       height_off=1.6 * opts.contact_height_m,
-                                       speed_on=opts.contact_speed_m_s, speed_off=1.6 * opts.contact_speed_m_s)
-            contacts, n_slides = planted_contacts(motion, contacts, max_drift_m=opts.max_slide_m)
+            world = (lift_info or {}).get("world")
+            cam = None if world is None else world.camera_position
+            fp = foot_points(motion)
+            wd, ratio = 1.0, float("nan")
+            if cam is not None:
+                wd, ratio = sight_weight(fp, motion.timestamps, cam, speed_window_s=CONTACT_SPEED_WINDOW_S,
+                                         height_m=opts.contact_height_m, speed_m_s=opts.contact_speed_m_s)
+                if opts.contact_depth_weight is not None:
+                    wd = opts.contact_depth_weight
+            contact_info = {"camera": cam is not None, "depth_weight": wd,
+                            "sight_speed_ratio": None if not np.isfinite(ratio) else round(ratio, 3)}
+            contacts = {side: detect_contacts(p, motion.timestamps, height_on=opts.contact_height_m,
+                                              height_off=1.6 * opts.contact_height_m, speed_on=opts.contact_speed_m_s,
+                                              speed_off=1.6 * opts.contact_speed_m_s,
+                                              speed_window_s=CONTACT_SPEED_WINDOW_S, pad_s=CONTACT_PAD_S,
+                                              view_from=cam, depth_weight=wd)
+                        for side, p in fp.items()}
+            contacts, n_slides = planted_contacts(motion, contacts, max_drift_m=opts.max_slide_m, view_from=cam,
+                                                  depth_weight=wd, split=True)
         with _stage(timings, "foot lock", bar):
             if opts.foot_lock and any(c.any() for c in contacts.values()):
-                motion = lock_feet(motion, contacts)
+                motion = lock_feet(motion, contacts, hold_height=False)
     finally:
         if own_bar:
             bar.close()
     notes = list((lift_info or {}).get("notes", [])) + _group_notes(list(getattr(report, "notes", [])))
     if n_slides:
         notes.append(f"{n_slides} foot contact(s) slid more than {100 * opts.max_slide_m:g} cm "
-                     "(pivots or slides): left unlocked")
-    motion.meta["solve"] = {"options": asdict(opts), "timings_s": timings}
+                     "(pivots, slides or steps): only their still parts are locked")
+    motion.meta["solve"] = {"options": asdict(opts), "timings_s": timings, "contacts": contact_info}
     motion.meta["cleanup"] = report.to_json()
     if notes:
         motion.meta["notes"] = notes
