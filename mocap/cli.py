@@ -467,13 +467,14 @@ def _add_solve_options(p: argparse.ArgumentParser) -> None:
                         "longer gaps stay marked missing")
     p.add_argument("--no-limits", action="store_true", help="do not clamp joints to anatomical limits")
     p.add_argument("--no-foot-lock", action="store_true", help="do not plant feet during contacts")
-    p.add_argument("--contact-height", type=float, default=0.05, metavar="M",
-                   help="a foot lower than this above the floor (and slow) is in contact (default 0.05 m)")
-    p.add_argument("--contact-speed", type=float, default=0.25, metavar="M/S",
-                   help="a foot slower than this (and low) is in contact (default 0.25 m/s)")
+    p.add_argument("--contact-height", type=float, default=0.1, metavar="M",
+                   help="a foot lower than this above the floor (and slow) is in contact (default 0.1 m)")
+    p.add_argument("--contact-speed", type=float, default=0.3, metavar="M/S",
+                   help="a foot slower than this (and low) is in contact (default 0.3 m/s; on footage, speed "
+                        "across the camera's view)")
     p.add_argument("--max-slide", type=float, default=0.05, metavar="M",
-                   help="a contact whose foot drifts further is a real slide or pivot and is not locked "
-                        "(default 0.05 m)")
+                   help="a contact whose foot drifts further is cut into its still parts; what slides (pivot, "
+                        "dance slide) is not locked (default 0.05 m)")
     p.add_argument("--root-smooth", type=float, default=0.05, metavar="S",
                    help="smoothing of the hips' camera-space path, seconds (default 0.05)")
     p.add_argument("--fov", type=float, default=None, metavar="DEG",
