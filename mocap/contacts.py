@@ -485,6 +485,7 @@ def lock_feet(
     knee_axes: Mapping[str, np.ndarray] | None = None,
     reach: float = 0.999,
     hold_height: bool = True,
+    max_root_shift_m: float | None = None,
 ) -> Motion:
     """A copy of ``motion`` whose feet stay planted through their contacts.
 
@@ -497,8 +498,10 @@ def lock_feet(
     frame, per side); a leg may stretch to ``reach`` x its length before the root is
     lowered; ``hold_height`` False holds only the ankle's horizontal position and lets it
     keep its own height (not below the rest height), so a heel rising at push-off still
-    rises and a monocular take's height noise is not frozen into a plant. See the module
-    docstring for the method.
+    rises and a monocular take's height noise is not frozen into a plant;
+    ``max_root_shift_m`` caps the root's move (a plant placed a little wrong in depth
+    should not drag the whole body down): beyond it the leg stretches as far as it can
+    and the foot stops short of its plant. See the module docstring for the method.
 
     The result's ``meta["foot_lock"]`` records the largest root lowering and lift (m),
     the frames where a target stayed out of reach, and the contact segment count.
@@ -568,6 +571,9 @@ def lock_feet(
         horiz = uniform_filter1d(delta[:, [0, 2]], size=2 * nb + 1, axis=0, mode="nearest")
         delta = np.stack([horiz[:, 0], -low, horiz[:, 1]], axis=1)
         delta += _root_shift(H + delta, A, r, act)  # what smoothing left short
+        if max_root_shift_m is not None:
+            n = np.linalg.norm(delta, axis=1, keepdims=True)
+            delta *= np.minimum(1.0, max_root_shift_m / np.maximum(n, 1e-12))
         dist = np.linalg.norm(H + delta - A, axis=-1)
         unreachable = int(np.count_nonzero(np.any(act & (dist > r[:, None] * 1.0001), axis=0)))
     root1 = root + delta

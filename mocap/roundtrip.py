@@ -49,6 +49,7 @@ __all__ = [
     "load_character",
     "truth_motion",
     "truth_contacts",
+    "contact_agreement",
     "place_cameras",
     "Renderer",
     "render_clip",
@@ -582,7 +583,8 @@ def compare(result, truth: Motion, *, truth_map: str) -> dict[str, dict]:
     :func:`mocap.evaluate.evaluate`'s, plus ``root_path_percent`` (rigid-aligned root path
     error over the truth's horizontal distance travelled) and ``skate_per_contact``
     (``foot_skate``'s per-contact slide, cm, of the motion; ``skate_per_contact_truth``
-    the truth's own)."""
+    the truth's own); ``out["contacts"]`` is :func:`contact_agreement` of the solve's
+    foot contacts with the truth's."""
     from .evaluate import LIMB_JOINTS, evaluate, markers_motion
 
     raw = markers_motion(result.raw)
@@ -609,7 +611,52 @@ def compare(result, truth: Motion, *, truth_map: str) -> dict[str, dict]:
         fs = r["foot_skate"]
         r["skate_per_contact"] = {"contacts": fs["contacts"], "mean_cm": fs["motion_cm_per_contact"]}
         r["skate_per_contact_truth"] = {"contacts": fs["contacts"], "mean_cm": fs["truth_cm_per_contact"]}
+    feet = np.stack([Pt[:, truth.skeleton.index(found[f])] for f in ("leftFoot", "rightFoot")], axis=1)
+    out["contacts"] = contact_agreement(result.contacts, result.motion.timestamps, feet, truth.timestamps)
     return out
+
+
+def contact_agreement(contacts: dict[str, np.ndarray], timestamps: np.ndarray, truth_feet: np.ndarray,
+                      truth_timestamps: np.ndarray, *, swing_height_m: float = 0.10,
+                      swing_speed_m_s: float = 0.5) -> dict:
+    """How the detected foot contacts compare with the truth's.
+
+    ``contacts`` ``{"left", "right": (T,) bool}`` on ``timestamps`` ``(T,)`` s (a solve's
+    output); ``truth_feet`` ``(N, 2, 3)`` world m, the truth's left and right ankles on
+    ``truth_timestamps`` ``(N,)``. Each solved frame is matched to the nearest truth frame.
+    Returns ``found_percent``: of the truth's contact frames (:func:`truth_contacts`), the
+    share detected on the same foot; ``false_percent``: of the detected frames, the share
+    on a truly *swinging* foot (its ankle more than ``swing_height_m`` above the clip's
+    lowest ankle height or moving faster than ``swing_speed_m_s`` horizontally: not
+    merely a foot that the truth's strict 0.1 m/s rule calls "not planted", such as a
+    heel rolling off); ``exact_percent``: of the detected frames, the share inside a truth
+    contact; and the frame counts. Percentages are None when there is nothing to divide by.
+    """
+    t = np.asarray(timestamps, dtype=float)
+    tt = np.asarray(truth_timestamps, dtype=float)
+    fps = (len(tt) - 1) / (tt[-1] - tt[0]) if len(tt) > 1 and tt[-1] > tt[0] else 1.0
+    keep = (t >= tt[0] - 1e-6) & (t <= tt[-1] + 1e-6)
+    idx = np.clip(np.round((t[keep] - tt[0]) * fps).astype(int), 0, len(tt) - 1)
+    truth = truth_contacts(truth_feet, tt)[idx]  # (n, 2)
+    floor = float(truth_feet[..., 1].min())
+    speed = np.linalg.norm(np.gradient(truth_feet[..., [0, 2]], tt, axis=0), axis=-1)
+    swing = ((truth_feet[..., 1] - floor > swing_height_m) | (speed > swing_speed_m_s))[idx]
+    det = np.stack([np.asarray(contacts.get(s, np.zeros(len(t), bool)), bool)[keep] for s in ("left", "right")],
+                   axis=1)
+    n_truth, n_det = int(truth.sum()), int(det.sum())
+
+    def pct(a, b):
+        return 100.0 * a / b if b else None
+
+    return {
+        "found_percent": pct(int((det & truth).sum()), n_truth),
+        "false_percent": pct(int((det & swing).sum()), n_det),
+        "exact_percent": pct(int((det & truth).sum()), n_det),
+        "truth_frames": n_truth,
+        "detected_frames": n_det,
+        "swing_height_m": swing_height_m,
+        "swing_speed_m_s": swing_speed_m_s,
+    }
 
 
 _MP_TO_CANON = {

@@ -119,6 +119,7 @@ def run_one(ch, ch_name, clip, truth, posed, cam, folder: Path, *, reuse: bool, 
     if reuse and (take_dir / "motion.npz").is_file():
         take = load_take(take_dir)
         res = solve_take(take, opts)
+        save_motion(res.motion, take_dir / "motion.npz", contacts=res.contacts)  # the file matches this solve
     else:
         take, res = track_and_solve(video, hfov_deg=cam.hfov_deg, model_complexity=model_complexity)
         if not depth_refine:
@@ -176,27 +177,34 @@ def _fmt(v, nd=1):
     return "n/a" if v is None else f"{v:.{nd}f}"
 
 
+def _contacts_cell(c: dict) -> str:
+    return f"{_fmt(c['found_percent'], 0)} / {_fmt(c['false_percent'], 0)}"
+
+
 def tables(rows: list[dict]) -> str:
     lines = ["| character | clip | camera | " + " | ".join(f"{m} ({u}) solved / raw" for m, _, u in METRICS)
-             + " | MediaPipe 2D (px) |",
-             "|---|---|---|" + "---|" * len(METRICS) + "---|"]
+             + " | contacts found / false (%) | MediaPipe 2D (px) |",
+             "|---|---|---|" + "---|" * len(METRICS) + "---|---|"]
     for r in rows:
         cells = [f"{_fmt(g(r['solved']))} / {_fmt(g(r['raw']))}" for _, g, _ in METRICS]
         lines.append(f"| {r['character']} | {r['clip']} | {r['camera']} | " + " | ".join(cells)
-                     + f" | {r['tracker']['image_px']['mean']:.1f} |")
+                     + f" | {_contacts_cell(r['contacts'])} | {r['tracker']['image_px']['mean']:.1f} |")
 
     def mean_of(sel, which, g):
         vals = [g(r[which]) for r in sel if g(r[which]) is not None]
         return float(np.mean(vals)) if vals else None
 
-    lines += ["", "| group | clips | " + " | ".join(f"{m} ({u}) solved / raw" for m, _, u in METRICS) + " |",
-              "|---|---|" + "---|" * len(METRICS)]
+    lines += ["", "| group | clips | " + " | ".join(f"{m} ({u}) solved / raw" for m, _, u in METRICS)
+              + " | contacts found / false (%) |",
+              "|---|---|" + "---|" * len(METRICS) + "---|"]
     groups = [(f"camera {c}", [r for r in rows if r["camera"] == c]) for c in dict.fromkeys(r["camera"] for r in rows)]
     groups += [(f"character {c}", [r for r in rows if r["character"] == c])
                for c in dict.fromkeys(r["character"] for r in rows)]
     groups.append(("overall", rows))
     for name, sel in groups:
         cells = [f"{_fmt(mean_of(sel, 'solved', g))} / {_fmt(mean_of(sel, 'raw', g))}" for _, g, _ in METRICS]
+        cells.append(_contacts_cell({k: mean_of(sel, "contacts", lambda c, k=k: c[k])
+                                     for k in ("found_percent", "false_percent")}))
         lines.append(f"| {name} | {len(sel)} | " + " | ".join(cells) + " |")
     lines += ["", "Where the error starts (MediaPipe's own output vs the truth, before lift and solve):", "",
               "| character | clip | camera | 2D landmarks (px) | world landmarks MPJPE / PA (mm) "
@@ -317,7 +325,8 @@ def main(argv=None) -> int:
                       f"(raw {w['mpjpe_mm']:.1f}), bone {s['bone_direction_deg']:.1f} deg, root path "
                       f"{_fmt(s['root_path_percent'])} % (raw {_fmt(w['root_path_percent'])}), skate "
                       f"{_fmt(s['skate_per_contact']['mean_cm'])} cm/contact (raw "
-                      f"{_fmt(w['skate_per_contact']['mean_cm'])}), 2D {r['tracker']['image_px']['mean']:.1f} px",
+                      f"{_fmt(w['skate_per_contact']['mean_cm'])}), contacts found {_fmt(r['contacts']['found_percent'], 0)} "
+                      f"% / false {_fmt(r['contacts']['false_percent'], 0)} %, 2D {r['tracker']['image_px']['mean']:.1f} px",
                       flush=True)
                 if cam_name == "front" and ci == 0:
                     overlay(ch, posed, truth, cams[cam_name], folder / "take", truth.n_frames // 2,
@@ -329,9 +338,10 @@ def main(argv=None) -> int:
               f"{len(rows)} clip-camera pairs in {time.perf_counter() - t_start:.0f} s"
               f"{' (clips and takes reused, solved again)' if args.reuse else ''}. Lengths in mm, root path in % "
               f"of the distance the pelvis travelled (rigidly aligned path), foot skate in cm slid per truth "
-              f"contact, jitter as mean jerk (m/s^3).\n\n")
+              f"contact, jitter as mean jerk (m/s^3). Contacts: the truth's contact frames the solve found / the "
+              f"solve's contact frames on a truly swinging foot (more than 10 cm up or faster than 0.5 m/s).\n\n")
     (out / "results.md").write_text(header + md, encoding="utf-8")
-    keep = ("character", "clip", "camera", "frames", "solved", "raw", "tracker", "coverage", "timing_s")
+    keep = ("character", "clip", "camera", "frames", "solved", "raw", "contacts", "tracker", "coverage", "timing_s")
     (out / "results.json").write_text(json.dumps([{k: r[k] for k in keep} for r in rows], indent=1,
                                                  allow_nan=False) + "\n", encoding="utf-8")
     print(header + md)
