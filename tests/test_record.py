@@ -587,3 +587,50 @@ def _check_accounting_30(take_dir: Path):
     assert np.allclose(take.timestamps, take.frame_index / 30.0, atol=1e-3)
     assert np.all(live["latency_ms"] > 0) and np.all(live["track_ms"] > 0)
     return take, live
+
+
+def _lm_frame(p):
+    """A tracker result whose every landmark array holds the 2-D/3-D point ``p``."""
+    return {part: np.tile(np.asarray(p, float), (n, 1)).astype(np.float32)
+            for part, n in (("pose_image", 33), ("pose_world", 33), ("left_hand_image", 21),
+                            ("right_hand_image", 21), ("face_image", 478))}
+
+
+def test_seam_filter_removes_the_zigzag_between_two_trackers_without_lag():
+    """Two graphs on alternate frames, each off by its own offset (+3 / -1 px) while the
+    performer moves at a steady 90 px/s: the raw stream zig-zags by 4 px; filtered, it
+    runs on the straight line midway between the two (offset +1 px) with no lag. A dropped
+    frame (two frames in a row from one graph) passes through unchanged, and so do
+    landmarks missing in any of the three frames."""
+    from mocap.record import SeamFilter
+
+    sf = SeamFilter()
+    offsets = {0: 3.0, 1: -1.0}
+    out, applied = [], []
+    for k in range(12):
+        t = k / 30.0
+        g = k % 2
+        lm = _lm_frame([100.0 + 90.0 * t + offsets[g], 50.0, 0.0])
+        applied.append(sf(t, g, lm))
+        out.append(lm["pose_image"][0, 0])
+    truth = 100.0 + 90.0 * np.arange(12) / 30.0 + 1.0
+    assert applied[:2] == [False, False] and all(applied[2:])
+    assert np.allclose(np.asarray(out[2:]) - truth[2:], 0.0, atol=1e-4)
+    # every part is corrected (world landmarks in metres, hands, face)
+    lm = _lm_frame([100.0 + 90.0 * 12 / 30.0 + offsets[0], 50.0, 0.0])
+    assert sf(12 / 30.0, 0, lm)
+    for part in SeamFilter.PARTS:
+        assert abs(lm[part][5, 0] - (100.0 + 90.0 * 12 / 30.0 + 1.0)) < 1e-4, part
+    # a dropped frame: frames 12 and 14 both from graph 0, frame 13 never came
+    lm = _lm_frame([100.0 + 90.0 * 14 / 30.0 + offsets[0], 50.0, 0.0])
+    assert not sf(14 / 30.0, 0, lm)
+    assert abs(lm["pose_image"][0, 0] - (100.0 + 90.0 * 14 / 30.0 + 3.0)) < 1e-4
+    # a landmark missing in the partner frame: that landmark passes through
+    lm = _lm_frame([100.0 + 90.0 * 15 / 30.0 + offsets[1], 50.0, 0.0])
+    sf(15 / 30.0, 1, lm)
+    lm2 = _lm_frame([100.0 + 90.0 * 16 / 30.0 + offsets[0], 50.0, 0.0])
+    sf_before = lm2["pose_image"].copy()
+    lm_partner_nan = sf._hist[-1][2]
+    lm_partner_nan["pose_image"][7] = np.nan
+    assert sf(16 / 30.0, 0, lm2)
+    assert np.allclose(lm2["pose_image"][7], sf_before[7]) and not np.allclose(lm2["pose_image"][6], sf_before[6])
