@@ -221,9 +221,9 @@ def solve_markers(markers: Markers, options: SolveOptions | None = None, *, prog
                                                   depth_weight=wd, split=True)
         with _stage(timings, "foot lock", bar):
             if opts.foot_lock and any(c.any() for c in contacts.values()):
-                # a take's root is the lift's, placed by the whole body in the image: a plant a little off in
-                # depth must not drag it (a leg that cannot reach stretches and its foot stops short)
-                motion = lock_feet(motion, contacts, hold_height=False, max_root_shift_m=None if cam is None else 0.0)
+                # where depth is down-weighted the root is the lift's, placed by the whole body in the image: a
+                # plant a little off in depth must not drag it (the leg stretches and its foot stops short)
+                motion = lock_feet(motion, contacts, hold_height=False, max_root_shift_m=0.0 if wd < 1.0 else None)
     finally:
         if own_bar:
             bar.close()

@@ -19,15 +19,18 @@ W, H = 320, 240
 SECONDS = 2.0
 
 # measured (2026-11-26, 320x240, mediapipe 0.10.21, complexity 1, with the depth pass of
-# mocap.depth; without it: 60.3 / 106.6 / 11.2 / 6.2 / 9.2 / 252): see _measured() below
+# mocap.depth; without it: 60.3 / 106.6 / 11.2 / 6.2 / 9.2 / 252): see _measured() below.
+# 2026-11-27: contacts judged across the view and cut into their still parts (mocap.contacts):
+# skate 5.2 -> 3.9 cm, jitter 204 -> 221 (more plants, more blends), the rest unchanged
 LIMITS = {
-    "pa_mpjpe_mm": 61.0,  # measured 53.1 solved / 61.9 raw MediaPipe
-    "mpjpe_mm": 106.0,  # measured 91.9 / 108.8
+    "pa_mpjpe_mm": 61.0,  # measured 52.9 solved / 61.9 raw MediaPipe
+    "mpjpe_mm": 106.0,  # measured 92.0 / 108.8
     "bone_direction_deg": 12.3,  # measured 10.7 / 11.3
     "root_path_percent": 6.7,  # measured 5.8 / 6.2 (of 0.53 m travelled)
-    "skate_cm_per_contact": 6.5,  # measured 5.2 / 12.1 (target 1 cm: not met, see docs/accuracy.md)
-    "jitter_m_s3": 245.0,  # measured 204 / 794 (truth 181)
+    "skate_cm_per_contact": 4.5,  # measured 3.9 / 12.1 (target 1 cm; 1.1 over the full run, docs/accuracy.md)
+    "jitter_m_s3": 255.0,  # measured 221 / 794 (truth 181)
 }
+CONTACTS = {"found_percent": 80.0, "false_percent": 15.0}  # measured 91 found / 11 on a swinging foot
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +143,14 @@ def test_accuracy_within_measured_limits(roundtrip):
     # the truth's own feet barely slide in contact (retargeted with foot IK; measured 0.0 cm here,
     # 0.3 cm over the whole walk): the floor of the measure
     assert roundtrip["metrics"]["solved"]["skate_per_contact_truth"]["mean_cm"] < 0.5
+
+
+def test_contacts_agree_with_the_truth(roundtrip):
+    """Most of the truth's contact frames are found, few contacts sit on a swinging foot."""
+    c = roundtrip["metrics"]["contacts"]
+    assert c["truth_frames"] > 40 and c["detected_frames"] > 40  # measured 55 / 72 (two feet, 61 frames)
+    assert c["found_percent"] >= CONTACTS["found_percent"], c
+    assert c["false_percent"] <= CONTACTS["false_percent"], c
 
 
 def test_solved_not_worse_than_raw(roundtrip):
