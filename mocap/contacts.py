@@ -665,23 +665,30 @@ def foot_skate(
     }
 
 
+def _median0(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=0)`` for a small ``(n, d)`` array, without its per-call overhead."""
+    x = np.sort(x, axis=0)
+    n = len(x)
+    return 0.5 * (x[(n - 1) // 2] + x[n // 2])
+
+
 def _still_pieces(u: np.ndarray, max_drift: float, min_n: int, max_speed: float,
                   dt: float) -> list[tuple[int, int]]:
     """The still parts ``[(start, stop), ...]`` of a foot's horizontal track ``u``
-    ``(n, 2)`` (m): a part whose points stay
-    within ``max_drift`` of its median is kept unless its least-squares speed exceeds
-    ``max_speed`` (a steady slide); a part that strays further is cut at its fastest step
-    (the two frames around it dropped) and each side judged again. Parts shorter than
-    ``min_n`` frames are dropped."""
+    ``(n, 2)`` (m): a part whose points stay within ``max_drift`` of its median is kept
+    unless its least-squares speed exceeds ``max_speed`` (a steady slide); a part that
+    strays further is cut at its fastest step (the two frames around it dropped) and
+    each side judged again. Parts shorter than ``min_n`` frames are dropped."""
     out, todo = [], [(0, len(u))]
     while todo:
         a, b = todo.pop()
         if b - a < max(min_n, 2):
             continue
         seg = u[a:b]
-        if np.linalg.norm(seg - np.median(seg, axis=0), axis=1).max() <= max_drift:
+        if np.sqrt(((seg - _median0(seg)) ** 2).sum(axis=1).max()) <= max_drift:
             t = np.arange(b - a) * dt
-            slope = np.linalg.norm(np.polyfit(t, seg, 1)[0]) if b - a >= 3 else 0.0
+            t -= t.mean()
+            slope = np.linalg.norm(t @ (seg - seg.mean(axis=0))) / (t @ t)  # least squares, m/s
             if slope <= max_speed:
                 out.append((a, b))
             continue
@@ -733,7 +740,7 @@ def planted_contacts(motion: Motion, contacts: Mapping[str, np.ndarray], *, max_
             if view_from is not None:  # (across the view, weighted along it)
                 ray = _unit(xz.mean(0) - np.asarray(view_from, dtype=float)[[0, 2]])
                 xz = np.stack([xz @ np.array([-ray[1], ray[0]]), depth_weight * (xz @ ray)], axis=1)
-            if np.linalg.norm(xz - np.median(xz, axis=0), axis=1).max() <= max_drift_m:
+            if np.sqrt(((xz - _median0(xz)) ** 2).sum(axis=1).max()) <= max_drift_m:
                 continue
             dropped += 1
             c[s:e] = False
