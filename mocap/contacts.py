@@ -12,17 +12,38 @@ dropped and gaps shorter than ``min_gap_s`` = 0.05 s are closed. Speeds are cent
 differences over ``speed_window_s`` = 0.05 s of the mean of the foot's points. Heights
 are world y (floor at 0, metres).
 
+**Monocular takes.** From one camera a foot's depth comes from the body's apparent
+size, and on a planted foot it wanders: MediaPipe takes lifted by :mod:`mocap.root` show
+planted feet "moving" 0.2-0.4 m/s along the line of sight, but only ~0.04 m/s across
+it (the image pins them), while a swinging foot moves 0.3-0.6 m/s across it. So
+:func:`detect_contacts` can take the camera centre (``view_from``) and count the
+speed's component along the camera -> foot ray ``depth_weight`` times;
+:func:`sight_weight` picks the weight from the take itself (the line of sight's speed
+over the image's, on low, slow feet: 1.4-3 on MediaPipe takes gives weight 0; about 1 or
+less, as on markers or isotropic noise, gives 1). The solve (:mod:`mocap.pipeline`)
+then uses 10 cm / 0.3 m/s entry thresholds over a 0.2 s speed window, widens each
+contact by one frame, and has :func:`planted_contacts` cut a contact that drifts more
+than 5 cm (across the view) into its still parts instead of dropping it. The price: a
+foot swinging straight at the camera moves mostly in depth, so the ends of its swing
+can look still and are taken as contact (the split and the lock's reach limit what that
+does).
+
 **Foot locking** (:func:`lock_feet`) plants the foot through each contact:
 
 1. Targets. Over a contact segment the ankle (the ``foot`` joint) is held at the
    segment's mean position (``anchor="mean"``; or its first frame, ``"start"``), its
-   height clamped to at least the ankle's rest height above the floor; the foot's global
+   height clamped to at least the ankle's rest height above the floor (with
+   ``hold_height=False``, as the solve does, only x and z are held and the ankle keeps
+   its own height, at least the rest height, so a heel rising at push-off rises); the foot's global
    rotation is held at the segment's mean, so the toe joint is planted too. For
    ``blend_s`` = 0.1 s on either side the correction (target minus original, taken at
    the boundary frame) fades in and out with a smoothstep, so there is no pop.
 2. Root. Where a target is out of the leg's reach, the root is lowered (then shifted)
    just enough for every locked leg to reach; the lowering is max-filtered then
    box-filtered over the blend window so it eases in and out yet never falls short.
+   ``max_root_shift_m`` caps that move (the solve passes 0 on a take whose depth it
+   down-weights: a plant slightly off in depth must not drag the lifted root down);
+   a leg that still cannot reach stretches straight towards its target.
 3. Two-bone IK (analytic, after D. Holden's "simple two joint IK"): the knee is set to
    the flexion that makes the hip-ankle distance right (law of cosines), bending about
    the knee's own hinge axis (estimated from the motion's bent frames, in the thigh's
@@ -131,7 +152,8 @@ def detect_contacts(
     points' mean, m/s. Thresholds and the hysteresis rule are in the module docstring.
     ``view_from`` ``(3,)`` world metres, the camera centre of a monocular take, with
     ``depth_weight`` in [0, 1]: the speed's component along the line of sight counts that
-    much (0: the foot's motion across the image only; see "Monocular takes" above).
+    much (0: the foot's motion across the image only; see "Monocular takes" in the module
+    docstring).
     ``pad_s``: each contact found is widened by that much on both sides (after the
     duration rule). The state is held through frames with NaN points, which are then
     reported False.
