@@ -10,7 +10,8 @@ depth       each bone's depth from its 2D landmarks and length       :mod:`mocap
 clean       swap repair, spikes, gaps, zero-phase filter (offline)   :mod:`mocap.cleanup`
             or One Euro (live), per-take bone lengths enforced
 solve       local rotations on the canonical skeleton                :mod:`mocap.solve`
-contacts    foot contacts from height and speed, with hysteresis     :mod:`mocap.contacts`
+contacts    foot contacts from height and speed (across the view   :mod:`mocap.contacts`
+            on a take), hysteresis, drifting ones cut
 lock        planted feet: leg IK + root correction, no penetration   :mod:`mocap.contacts`
 ==========  =======================================================  =====================
 

@@ -81,7 +81,7 @@ def test_noisy_input_is_cleaned(name):
     assert fs["floor_penetration"]["max_depth_cm"] <= 0.1
     assert sum(int(c.sum()) for c in res.contacts.values()) > 20
     # and the truth's contacts are found: the truth's planted feet slide at most 1 cm per contact in
-    # the solve (measured 0.14 walk, 0.66 hop, 0.50 salsa; 1.3 / 1.8 / 1.9 before contacts were cut
+    # the solve (measured 0.13 walk, 0.66 hop, 0.50 salsa; 1.3 / 1.8 / 1.9 before contacts were cut
     # into their still parts and padded), synthetic depth being as good as the image (weight 1)
     assert ev["foot_skate"]["motion_cm_per_contact"] <= 1.0
     info = res.motion.meta["solve"]["contacts"]
