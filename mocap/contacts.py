@@ -701,21 +701,31 @@ def _still_pieces(u: np.ndarray, max_drift: float, min_n: int, max_speed: float,
     unless its least-squares speed exceeds ``max_speed`` (a steady slide); a part that
     strays further is cut at its fastest step (the two frames around it dropped) and
     each side judged again. Parts shorter than ``min_n`` frames are dropped."""
-    out, todo = [], [(0, len(u))]
+    n = len(u)
+    step = np.linalg.norm(np.diff(u, axis=0), axis=1)  # step[i]: frames i -> i+1
+    i = np.arange(n, dtype=float)[:, None]
+    c_u = np.concatenate([np.zeros((1, u.shape[1])), np.cumsum(u, axis=0)])  # prefix sums for the slope
+    c_iu = np.concatenate([np.zeros((1, u.shape[1])), np.cumsum(i * u, axis=0)])
+    out, todo = [], [(0, n)]
     while todo:
         a, b = todo.pop()
-        if b - a < max(min_n, 2):
+        m = b - a
+        if m < max(min_n, 2):
             continue
         seg = u[a:b]
-        if np.sqrt(((seg - _median0(seg)) ** 2).sum(axis=1).max()) <= max_drift:
-            t = np.arange(b - a) * dt
-            t -= t.mean()
-            slope = np.linalg.norm(t @ (seg - seg.mean(axis=0))) / (t @ t)  # least squares, m/s
+        span = seg.max(axis=0) - seg.min(axis=0)
+        # within max_drift of the median: surely when the bounding box's diagonal is, surely not when a
+        # side exceeds twice that; in between, measured
+        if np.sqrt((span**2).sum()) <= max_drift or (span.max() <= 2 * max_drift and np.sqrt(
+                ((seg - _median0(seg)) ** 2).sum(axis=1).max()) <= max_drift):
+            # least-squares slope of u over frames a..b-1, from the prefix sums (m/s)
+            sx, sxx = (a + b - 1) * m / 2.0, ((b - 1) * b * (2 * b - 1) - (a - 1) * a * (2 * a - 1)) / 6.0
+            sy, sxy = c_u[b] - c_u[a], c_iu[b] - c_iu[a]
+            slope = np.linalg.norm(m * sxy - sx * sy) / max(m * sxx - sx * sx, 1e-12) / dt
             if slope <= max_speed:
                 out.append((a, b))
             continue
-        step = np.convolve(np.linalg.norm(np.diff(seg, axis=0), axis=1), np.ones(3) / 3.0, mode="same")
-        k = a + 1 + int(np.argmax(step))  # the fastest step is between frames k-1 and k
+        k = a + 1 + int(np.argmax(np.convolve(step[a:b - 1], np.ones(3) / 3.0, mode="same")))  # fastest: k-1 -> k
         todo += [(a, max(k - 1, a)), (min(k + 1, b), b)]
     return sorted(out)
 
