@@ -12,7 +12,8 @@ the same frames (issue 8's benchmark).
 3. **``understudy record``** headless on the same clip played at its own frame rate
    (``--camera FILE --loop``): pipelined (the default: the solve of frame k overlaps the
    tracking of frame k+1), ``--sequential``, pipelined without writing the raw video
-   (``--no-video``), and pipelined with the reference solve (as before the fast path).
+   (``--no-video``), and pipelined with the reference solve (as before the fast path);
+   two trackers (the default) and one, also while another program keeps one core busy.
    Sustained fps, share of the source's frames processed, capture-to-pose latency median
    and p95 (from the take's ``live.npz``) and its ratio to the bare inference median.
 
@@ -172,6 +173,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each live run")
     ap.add_argument("--frames", type=int, default=90, help="frames for the bare inference and per-frame timings (>= 2 s of them)")
     ap.add_argument("--no-reference", action="store_true", help="skip the live run with the reference solve")
+    ap.add_argument("--no-busy", action="store_true",
+                    help="skip the runs with another program keeping one core busy (1 and 2 trackers)")
     ap.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1,
                     help="Holistic's pose model: 1 ships with mediapipe (default); 0 (lite) and 2 (heavy) need "
                          "`understudy models install --from FOLDER` first")
@@ -210,9 +213,23 @@ def main() -> int:
             ("3 trackers", {"trackers": 3})]
     if not a.no_reference:
         runs.append(("1 tracker, reference solve (the first version)", {"trackers": 1, "fast": False}))
+    if not a.no_busy:
+        runs += [("2 trackers, another program keeps one core busy", {"trackers": 2, "busy": True}),
+                 ("1 tracker, another program keeps one core busy", {"trackers": 1, "busy": True})]
     for name, kw in runs:
         load = _load()
-        r = live(clip, res, a.seconds, model_complexity=a.model_complexity, **kw)
+        busy = None
+        if kw.pop("busy", False):  # a laptop also running a streaming app, a browser...
+            import subprocess
+
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(1.0)
+        try:
+            r = live(clip, res, a.seconds, model_complexity=a.model_complexity, **kw)
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
         ratio = r["lat_med"] / med_inf
         print(f"record, {name}: {r['fps']} fps sustained, {100 * r['share']:.0f}% of source frames processed, "
               f"capture-to-pose latency median {r['lat_med']:.1f} ms ({ratio:.2f}x inference), p95 "

@@ -308,33 +308,57 @@ class LiveTracker:
 
 class TrackerPool:
     """``n`` trackers (:class:`LiveTracker`), each in its own thread; results leave in
-    capture order.
+    capture order; a second tracker is used only while overlapping pays.
 
-    One Holistic graph runs its models one after the other and keeps about 1.3 of two
+    One Holistic graph runs its models partly in parallel and keeps about 1.3 of two
     cores busy, so at 640x480 a frame takes about as long as a 30 fps frame lasts and a
-    single tracker falls behind (frames wait for it, the camera drops them). Two graphs
-    on alternate frames overlap: each frame starts as soon as it is captured. Each
+    single tracker falls behind (frames wait for it, the camera drops them). A second
+    graph can start the next frame while the first is busy: on an otherwise idle two-core
+    machine each overlapped frame takes ~1.4x as long but two run at once, so the rate
+    rises to the camera's. When other programs already use the cores, overlapping
+    only makes every frame slower: then one tracker at a time is better for both rate
+    and latency. So the pool measures it: the running mean time of a frame tracked
+    alone (``alone_ms``) and of one that overlapped another (``overlap_ms``); a frame
+    may start beside a busy tracker only while ``overlap_ms < max_ratio x alone_ms``
+    (with ``max_ratio`` 1.8, two overlapped frames then finish in less time than two
+    alone would, with a margin). While overlapping is off it is tried again for a few
+    frames every ``probe_s`` seconds, so the pool follows the machine's load. Each
     tracker sees an increasing subset of the frames (video mode, its own landmark
-    smoothing and region-of-interest tracking, which cope with the 2-frame gaps).
+    smoothing and region-of-interest tracking); :class:`SeamFilter` removes the offset
+    between two trackers taking turns.
 
-    :meth:`submit` hands a frame to the tracker idle longest (call it only when
-    :meth:`has_free`); :meth:`results` returns the finished frames in capture order,
-    never one whose predecessor is still being tracked; :meth:`wait` blocks until a
-    tracker is free or a result is ready. A tracker's exception is raised by
-    :meth:`results`, after the frames tracked before it have been returned.
+    :meth:`submit` hands a frame to tracker 0 when it is free, else to the idle tracker
+    (call it only when :meth:`can_submit`); :meth:`results` returns the finished frames
+    in capture order, never one whose predecessor is still being tracked; :meth:`wait`
+    blocks until a frame may be submitted or a result is ready. A tracker's exception
+    is raised by :meth:`results`, after the frames tracked before it have been returned.
     """
 
-    def __init__(self, trackers: list[LiveTracker]) -> None:
+    def __init__(self, trackers: list[LiveTracker], *, adaptive: bool = True, max_ratio: float = 1.8,
+                 probe_s: float = 5.0, probe_frames: int = 8, ema: float = 0.1) -> None:
         if not trackers:
             raise UsageError("at least one tracker is needed")
         self.trackers = trackers
+        self.adaptive = adaptive
+        self.max_ratio = max_ratio
+        self.probe_s = probe_s
+        self.probe_frames = probe_frames
+        self.ema = ema
+        self.alone_ms: float | None = None
+        self.overlap_ms: float | None = None
+        self.overlapped_frames = 0
         self._cond = threading.Condition()
-        self._free: collections.deque[int] = collections.deque(range(len(trackers)))
+        self._busy = [False] * len(trackers)
+        self._overlapped = [False] * len(trackers)
         self._jobs: list[tuple[int, Captured] | None] = [None] * len(trackers)
         self._done: dict[int, tuple[Captured, dict[str, Any] | BaseException]] = {}
         self._seq_in = 0
         self._seq_out = 0
         self._closing = False
+        self._n_alone = self._n_overlap = 0
+        self._last_probe = time.monotonic()
+        self._probe_left = 0  # frames left in a probe of the mode not chosen
+        self._probe_overlap = False
         self._threads = [threading.Thread(target=self._run, args=(i,), name=f"understudy-track-{i}", daemon=True)
                          for i in range(len(trackers))]
         for th in self._threads:
@@ -343,9 +367,35 @@ class TrackerPool:
     def __len__(self) -> int:
         return len(self.trackers)
 
-    def has_free(self) -> bool:
+    def _overlap_pays(self) -> bool:
+        """With the lock held: may a frame start beside a busy tracker?"""
+        if not self.adaptive:
+            return True
+        if self._probe_left > 0:
+            return self._probe_overlap
+        pays = (self.overlap_ms is None or self.alone_ms is None
+                or self.overlap_ms < self.max_ratio * self.alone_ms)
+        now = time.monotonic()
+        if self._n_alone < 3 <= self._n_overlap:
+            probe = True  # always overlapped so far: measure a few frames alone once
+        else:
+            probe = now - self._last_probe >= self.probe_s  # measure the other way again: the load may change
+        if probe:
+            self._last_probe = now
+            self._probe_overlap = not pays if self._n_alone >= 3 else False
+            self._probe_left = self.probe_frames
+            return self._probe_overlap
+        return pays
+
+    def _can_submit(self) -> bool:
+        if all(self._busy):
+            return False
+        return not any(self._busy) or self._overlap_pays()
+
+    def can_submit(self) -> bool:
+        """A tracker is free and may start now."""
         with self._cond:
-            return bool(self._free)
+            return self._can_submit()
 
     def in_flight(self) -> int:
         with self._cond:
@@ -353,16 +403,24 @@ class TrackerPool:
 
     def submit(self, item: Captured) -> None:
         with self._cond:
-            if not self._free:
-                raise RuntimeError("TrackerPool.submit with every tracker busy")
-            i = self._free.popleft()
+            if not self._can_submit():
+                raise RuntimeError("TrackerPool.submit while no tracker may start")
+            i = 0 if not self._busy[0] else self._busy.index(False)
+            others = any(self._busy)
+            self._probe_left = max(0, self._probe_left - 1)
+            if others:
+                for k, b in enumerate(self._busy):
+                    if b:
+                        self._overlapped[k] = True
+            self._busy[i] = True
+            self._overlapped[i] = others
             self._jobs[i] = (self._seq_in, item)
             self._seq_in += 1
             self._cond.notify_all()
 
     def wait(self, timeout: float) -> None:
         with self._cond:
-            if not self._free and self._seq_out not in self._done:
+            if not self._can_submit() and self._seq_out not in self._done:
                 self._cond.wait(timeout)
 
     def results(self, *, block: bool = False, timeout: float = 5.0) -> list[tuple[Captured, dict[str, Any]]]:
@@ -404,10 +462,18 @@ class TrackerPool:
             except BaseException as e:  # noqa: BLE001 - handed to the main loop, which stops and saves
                 res = e
             item.track_end = time.monotonic()
+            ms = 1000.0 * (item.track_end - item.track_start)
             with self._cond:
+                if self._overlapped[i]:
+                    self.overlapped_frames += 1
+                    self._n_overlap += 1
+                    self.overlap_ms = ms if self.overlap_ms is None else self.overlap_ms + self.ema * (ms - self.overlap_ms)
+                else:
+                    self._n_alone += 1
+                    self.alone_ms = ms if self.alone_ms is None else self.alone_ms + self.ema * (ms - self.alone_ms)
                 self._jobs[i] = None
+                self._busy[i] = False
                 self._done[seq] = (item, res)
-                self._free.append(i)
                 self._cond.notify_all()
 
     def close(self) -> None:
@@ -864,6 +930,7 @@ class TakeRecorder:
         b["wait_ms"].append(1000.0 * max(cap.track_start - cap.wall, 0.0))
         b["track_ms"].append(1000.0 * (cap.track_end - cap.track_start))
         b["solve_ms"].append(cap.solve_ms)
+        b["tracker_id"].append(cap.tracker)
         b["capture_s"].append(cap.wall)
         b["dropped_before"].append(cap.dropped if self.frames > 0 else 0)
         rot = pose[0] if pose is not None else np.full((52, 4), np.nan)
@@ -990,7 +1057,7 @@ def _install(folder: Path, *, notes: list[str], complete: bool) -> Take:
         shutil.rmtree(tmp)
     save_take(take, tmp)
     live = {k: arrays[k] for k in ("latency_ms", "capture_s", "dropped_before", "live_rotations", "live_root",
-                                   "wait_ms", "track_ms", "solve_ms", "live_face") if k in arrays}
+                                   "wait_ms", "track_ms", "solve_ms", "tracker_id", "live_face") if k in arrays}
     _fsync_write(folder / "live.npz", lambda f: np.savez(f, **live))
     os.replace(tmp / "landmarks.npz", folder / "landmarks.npz")
     os.replace(tmp / "take.json", folder / "take.json")  # last: its presence marks a finished take
@@ -1346,7 +1413,7 @@ class Recorder:
                     raise sink.error
                 for item, lm in pool.results():
                     self._tracked(item, lm, ctx, sink, window, draw_landmarks)
-                if not pool.has_free():
+                if not pool.can_submit():
                     pool.wait(timeout=0.2)
                     continue
                 item = cap.get(timeout=0.2)
@@ -1383,6 +1450,10 @@ class Recorder:
                     cv2.destroyAllWindows()
                 for sig, h in old_signals.items():
                     signal.signal(sig, h)
+        if len(pool) > 1 and stats.frames:
+            alone, over = (("-" if v is None else f"{v:.0f} ms") for v in (pool.alone_ms, pool.overlap_ms))
+            self.say(f"trackers: {len(pool)}; {100 * pool.overlapped_frames / stats.frames:.0f}% of frames tracked beside "
+                     f"another (a frame alone {alone}, overlapped {over}, running means)")
         self.say(f"processed {stats.frames} frames, dropped {cap.dropped} of {cap.delivered} delivered; "
                  f"takes saved: {len(self.saved)}" + (f", discarded: {len(self.discarded)}" if self.discarded else ""))
         if failure:

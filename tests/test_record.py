@@ -497,7 +497,7 @@ def test_tracker_pool_keeps_capture_order_and_each_tracker_sees_increasing_frame
     i = 0
     while i < 40:
         got += [lm["index"] for _, lm in pool.results()]
-        if pool.has_free():
+        if pool.can_submit():
             pool.submit(_frame(i))
             i += 1
         else:
@@ -515,7 +515,7 @@ def test_tracker_pool_hands_a_tracker_error_to_the_caller_in_order():
 
     pool = TrackerPool([_SlowTracker([0.001])])
     for i in (97, 98, 99):
-        while not pool.has_free():
+        while not pool.can_submit():
             pool.wait(0.5)
         pool.submit(_frame(i))
     # the frames tracked before the failure are delivered first, then the error
@@ -634,3 +634,70 @@ def test_seam_filter_removes_the_zigzag_between_two_trackers_without_lag():
     lm_partner_nan["pose_image"][7] = np.nan
     assert sf(16 / 30.0, 0, lm2)
     assert np.allclose(lm2["pose_image"][7], sf_before[7]) and not np.allclose(lm2["pose_image"][6], sf_before[6])
+
+
+class _SharedCpuTracker:
+    """A tracker whose frame takes ``base_s``, or ``base_s * slowdown`` while another one
+    runs (the cores it would share)."""
+
+    running = 0
+    lock = threading.Lock()
+
+    def __init__(self, base_s, slowdown):
+        self.base_s, self.slowdown = base_s, slowdown
+
+    def process(self, rgb):
+        cls = type(self)
+        with cls.lock:
+            cls.running += 1
+        try:
+            left = self.base_s  # seconds of work, done at 1/slowdown speed while shared
+            t = time.monotonic()
+            while left > 0:
+                time.sleep(0.0005)
+                now = time.monotonic()
+                with cls.lock:
+                    factor = self.slowdown if cls.running > 1 else 1.0
+                left -= (now - t) / factor
+                t = now
+        finally:
+            with cls.lock:
+                cls.running -= 1
+        return {"index": int(rgb[0, 0, 0])}
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("slowdown, expect_overlap", [(1.3, True), (3.0, False)])
+def test_tracker_pool_overlaps_only_while_it_pays(slowdown, expect_overlap):
+    """Frames always waiting (a camera faster than the trackers). When a frame beside
+    another takes 1.3x as long, two at a time is faster and the pool keeps overlapping;
+    when it takes 3x (the cores are busy with something else), the pool falls back to
+    one frame at a time after the first measurements, apart from short probes."""
+    from mocap.record import TrackerPool
+
+    _SharedCpuTracker.running = 0
+    pool = TrackerPool([_SharedCpuTracker(0.01, slowdown), _SharedCpuTracker(0.01, slowdown)], probe_s=10.0)
+    n, got = 60, []
+    t0 = time.monotonic()
+    i = 0
+    while i < n:
+        got += pool.results()
+        if pool.can_submit():
+            pool.submit(_frame(i % 250))
+            i += 1
+        else:
+            pool.wait(0.5)
+    got += pool.results(block=True)
+    took = time.monotonic() - t0
+    pool.close()
+    assert [lm["index"] for _, lm in got] == list(range(n))
+    share = pool.overlapped_frames / n
+    print(f"slowdown {slowdown}: {100 * share:.0f}% overlapped, alone {pool.alone_ms:.1f} ms, "
+          f"overlapped {pool.overlap_ms:.1f} ms, {n / took:.0f} frames/s")
+    assert pool.alone_ms is not None and pool.overlap_ms is not None  # both measured (a probe ran)
+    if expect_overlap:
+        assert share > 0.8 and pool.overlap_ms < 1.8 * pool.alone_ms
+    else:
+        assert share < 0.25 and pool.overlap_ms > 1.8 * pool.alone_ms
