@@ -140,7 +140,8 @@ def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool = T
     opts = RecordOptions(camera=str(clip), out=str(out), resolution=res, headless=True, autostart=True,
                          loop=True, pipeline=pipeline, video=video, fast_solve=fast,
                          model_complexity=model_complexity, trackers=trackers)
-    rec = Recorder(opts, out=lambda s: None)
+    said: list[str] = []
+    rec = Recorder(opts, out=said.append)
     timer = threading.Timer(seconds, lambda: rec.commands.append("quit"))
     timer.start()
     try:
@@ -158,7 +159,8 @@ def live(clip: Path, res: tuple[int, int], seconds: float, *, pipeline: bool = T
     shutil.rmtree(out)
     return {**parts, "frames": len(take), "fps": lv["fps_processed"], "share": lv["processed_share"],
             "lat_med": float(np.median(lat[solved])), "lat_p95": float(np.percentile(lat[solved], 95)),
-            "solved": float(solved.mean())}
+            "solved": float(solved.mean()),
+            "pool": next((m for m in said if m.startswith("trackers:")), "")}
 
 
 def _ok(cond: bool) -> str:
@@ -236,6 +238,8 @@ def main() -> int:
               f"{r['lat_p95']:.1f} ms; live pose on {100 * r['solved']:.0f}% of frames; median wait for the "
               f"tracker {r['wait_ms']:.0f} ms, tracking {r['track_ms']:.0f} ms, after tracking {r['solve_ms']:.0f} ms; "
               f"load average {load}")
+        if r["pool"]:
+            print(f"    {r['pool']}")
         print(f"    targets: latency <= 1.3x inference {_ok(ratio <= 1.3)}; >= 25 fps {_ok((r['fps'] or 0) >= 25)}; "
               f">= 95% of frames at {fps_in:g} fps input {_ok(r['share'] >= 0.95)}")
     print(f"load average at the end {_load()}")

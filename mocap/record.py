@@ -335,7 +335,8 @@ class TrackerPool:
     """
 
     def __init__(self, trackers: list[LiveTracker], *, adaptive: bool = True, max_ratio: float = 1.8,
-                 probe_s: float = 5.0, probe_frames: int = 8, ema: float = 0.1) -> None:
+                 probe_s: float = 5.0, probe_frames: int = 8, ema: float = 0.1, probe_ema: float = 0.35,
+                 warmup_frames: int = 3) -> None:
         if not trackers:
             raise UsageError("at least one tracker is needed")
         self.trackers = trackers
@@ -344,12 +345,16 @@ class TrackerPool:
         self.probe_s = probe_s
         self.probe_frames = probe_frames
         self.ema = ema
+        self.probe_ema = probe_ema
+        self.warmup_frames = warmup_frames
         self.alone_ms: float | None = None
         self.overlap_ms: float | None = None
         self.overlapped_frames = 0
         self._cond = threading.Condition()
         self._busy = [False] * len(trackers)
         self._overlapped = [False] * len(trackers)
+        self._probe_job = [False] * len(trackers)
+        self._tracked = [0] * len(trackers)
         self._jobs: list[tuple[int, Captured] | None] = [None] * len(trackers)
         self._done: dict[int, tuple[Captured, dict[str, Any] | BaseException]] = {}
         self._seq_in = 0
@@ -407,6 +412,7 @@ class TrackerPool:
                 raise RuntimeError("TrackerPool.submit while no tracker may start")
             i = 0 if not self._busy[0] else self._busy.index(False)
             others = any(self._busy)
+            self._probe_job[i] = self._probe_left > 0
             self._probe_left = max(0, self._probe_left - 1)
             if others:
                 for k, b in enumerate(self._busy):
@@ -464,13 +470,20 @@ class TrackerPool:
             item.track_end = time.monotonic()
             ms = 1000.0 * (item.track_end - item.track_start)
             with self._cond:
+                self._tracked[i] += 1
+                # a probe's few frames replace the old mean; a graph's first frames (model
+                # start-up, first detection) are not typical and are left out
+                w = self.probe_ema if self._probe_job[i] else self.ema
                 if self._overlapped[i]:
                     self.overlapped_frames += 1
+                if self._tracked[i] <= self.warmup_frames:
+                    pass
+                elif self._overlapped[i]:
                     self._n_overlap += 1
-                    self.overlap_ms = ms if self.overlap_ms is None else self.overlap_ms + self.ema * (ms - self.overlap_ms)
+                    self.overlap_ms = ms if self.overlap_ms is None else self.overlap_ms + w * (ms - self.overlap_ms)
                 else:
                     self._n_alone += 1
-                    self.alone_ms = ms if self.alone_ms is None else self.alone_ms + self.ema * (ms - self.alone_ms)
+                    self.alone_ms = ms if self.alone_ms is None else self.alone_ms + w * (ms - self.alone_ms)
                 self._jobs[i] = None
                 self._busy[i] = False
                 self._done[seq] = (item, res)
