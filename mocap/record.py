@@ -408,8 +408,8 @@ class TrackerPool:
 
     def submit(self, item: Captured) -> None:
         with self._cond:
-            if not self._can_submit():
-                raise RuntimeError("TrackerPool.submit while no tracker may start")
+            if all(self._busy):  # (whether to overlap was decided by can_submit, which may probe)
+                raise RuntimeError("TrackerPool.submit with every tracker busy")
             i = 0 if not self._busy[0] else self._busy.index(False)
             others = any(self._busy)
             self._probe_job[i] = self._probe_left > 0
