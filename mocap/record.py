@@ -328,18 +328,25 @@ class TrackerPool:
     between two trackers taking turns.
 
     :meth:`submit` hands a frame to tracker 0 when it is free, else to the idle tracker
-    (call it only when :meth:`can_submit`); :meth:`results` returns the finished frames
-    in capture order, never one whose predecessor is still being tracked; :meth:`wait`
-    blocks until a frame may be submitted or a result is ready. A tracker's exception
-    is raised by :meth:`results`, after the frames tracked before it have been returned.
+    (call it only when :meth:`can_submit`). Finished frames leave in capture order, never
+    one whose predecessor is still being tracked: with ``on_result(item, lm)`` the
+    tracker thread that completes the sequence calls it at once (what ``record`` does:
+    a frame must not wait for the main loop to wake up; an exception from a tracker or
+    the callback stops the hand-over and is kept in ``error``; :meth:`drain` waits for
+    the rest); without it :meth:`results` returns them, and raises a tracker's exception
+    after the frames tracked before it. :meth:`wait` blocks until a frame may be
+    submitted or a result is ready.
     """
 
-    def __init__(self, trackers: list[LiveTracker], *, adaptive: bool = True, max_ratio: float = 1.8,
+    def __init__(self, trackers: list[LiveTracker], *, on_result=None, adaptive: bool = True, max_ratio: float = 1.8,
                  probe_s: float = 5.0, probe_frames: int = 8, ema: float = 0.1, probe_ema: float = 0.35,
                  warmup_frames: int = 3) -> None:
         if not trackers:
             raise UsageError("at least one tracker is needed")
         self.trackers = trackers
+        self.on_result = on_result
+        self.error: BaseException | None = None
+        self._emit_lock = threading.Lock()
         self.adaptive = adaptive
         self.max_ratio = max_ratio
         self.probe_s = probe_s
@@ -484,10 +491,50 @@ class TrackerPool:
                 else:
                     self._n_alone += 1
                     self.alone_ms = ms if self.alone_ms is None else self.alone_ms + w * (ms - self.alone_ms)
+                self._done[seq] = (item, res)
+                if self.on_result is None:
+                    self._jobs[i] = None
+                    self._busy[i] = False
+                    self._cond.notify_all()
+                    continue
+            self._emit()  # this tracker counts as busy meanwhile (the solve, when not pipelined)
+            with self._cond:
                 self._jobs[i] = None
                 self._busy[i] = False
-                self._done[seq] = (item, res)
                 self._cond.notify_all()
+
+    def _emit(self) -> None:
+        """Hand every finished frame that is next in capture order to ``on_result``, from
+        the tracker thread that finished it (no wait for the main loop to wake up)."""
+        with self._emit_lock:
+            while True:
+                with self._cond:
+                    if self._seq_out not in self._done or self.error is not None:
+                        return
+                    item, lm = self._done.pop(self._seq_out)
+                    self._seq_out += 1
+                if isinstance(lm, BaseException):
+                    self.error = lm
+                    return
+                try:
+                    self.on_result(item, lm)
+                except BaseException as e:  # noqa: BLE001 - handed to the main loop, which stops and saves
+                    self.error = e
+                    return
+                finally:
+                    with self._cond:
+                        self._cond.notify_all()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """With ``on_result``: wait until every submitted frame has been handed over (or a
+        tracker failed)."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._seq_out < self._seq_in and self.error is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TrackingError(f"a tracker did not finish frame {self._seq_out} within {timeout:g} s")
+                self._cond.wait(left)
 
     def close(self) -> None:
         with self._cond:
@@ -1408,6 +1455,7 @@ class Recorder:
                "cap": cap, "last_status": 0.0, "face": face, "face_names": face_names,
                "seam": SeamFilter() if len(pool) > 1 else None}
         sink = _Sink(self, ctx) if o.pipeline else None
+        pool.on_result = lambda item, lm: self._tracked(item, lm, ctx, sink)
         # MediaPipe hands its results to Python callbacks, which need the GIL: while the
         # solve thread runs pure-Python maths they would wait up to the interpreter's
         # switch interval (5 ms) per callback; a 0.5 ms interval lets them in at once
@@ -1424,19 +1472,24 @@ class Recorder:
                     break
                 if sink is not None and sink.error is not None:
                     raise sink.error
-                for item, lm in pool.results():
-                    self._tracked(item, lm, ctx, sink, window, draw_landmarks)
+                if pool.error is not None:
+                    raise pool.error
+                if window is not None and ctx.get("latest") is not None:
+                    item, lm = ctx.pop("latest")
+                    self._show(window, item, lm, stats, draw_landmarks)
+                poll = 0.03 if window is not None else 0.2  # the window's keys are read between frames
                 if not pool.can_submit():
-                    pool.wait(timeout=0.2)
+                    pool.wait(timeout=poll)
                     continue
-                item = cap.get(timeout=0.2)
+                item = cap.get(timeout=poll)
                 if item is None:
                     if cap.ended:
-                        break  # the frames still being tracked are collected below
+                        break  # the frames still being tracked are handed over below
                     continue
                 pool.submit(item)
-            for item, lm in pool.results(block=True):
-                self._tracked(item, lm, ctx, sink, window, draw_landmarks)
+            pool.drain()
+            if pool.error is not None:
+                raise pool.error
         except KeyboardInterrupt:
             self.say("interrupted: saving")
         finally:
@@ -1476,17 +1529,17 @@ class Recorder:
             exit_code = 0
         return exit_code
 
-    def _tracked(self, item: Captured, lm: dict, ctx: dict, sink: _Sink | None, window: str | None, draw) -> None:
-        """A tracked frame, in capture order: the trackers' seam removed (several
-        trackers), to the solve thread (or solved here), shown."""
+    def _tracked(self, item: Captured, lm: dict, ctx: dict, sink: _Sink | None) -> None:
+        """A tracked frame, in capture order, in the tracker thread that finished it: the
+        trackers' seam removed (several trackers), to the solve thread (or solved here),
+        and left for the preview window (the main thread draws the newest)."""
         if ctx["seam"] is not None:
             ctx["seam"](item.t, item.tracker, lm)
         if sink is not None:
             sink.put(item, lm)
         else:
             self._after_tracking(item, lm, ctx, solve=True)
-        if window is not None:
-            self._show(window, item, lm, ctx["stats"], draw)
+        ctx["latest"] = (item, lm)
 
     def _after_tracking(self, item: Captured, lm: dict, ctx: dict, *, solve: bool) -> None:
         """Solve, stream, record and report one tracked frame (in the sink thread when

@@ -701,3 +701,33 @@ def test_tracker_pool_overlaps_only_while_it_pays(slowdown, expect_overlap):
         assert share > 0.8 and pool.overlap_ms < 1.8 * pool.alone_ms
     else:
         assert share < 0.25 and pool.overlap_ms > 1.8 * pool.alone_ms
+
+
+def test_tracker_pool_hands_frames_over_in_order_from_the_tracker_threads():
+    """With a callback (what `record` uses) each frame is handed over by the tracker
+    thread that completes the capture-order sequence, as soon as it is done: no frame
+    waits for the main loop. A tracker's error stops the hand-over and is kept."""
+    from mocap.record import TrackerPool
+
+    got, when = [], {}
+    pool = TrackerPool([_SlowTracker([0.03, 0.001, 0.02]), _SlowTracker([0.001, 0.025])],
+                       on_result=lambda item, lm: (got.append(lm["index"]), when.setdefault(lm["index"], time.monotonic())))
+    i = 0
+    while i < 30:
+        if pool.can_submit():
+            pool.submit(_frame(i))
+            i += 1
+        else:
+            pool.wait(0.5)
+    pool.drain()
+    assert got == list(range(30)) and pool.error is None
+    # a frame finishing out of order is handed over right after its predecessor
+    assert all(when[k + 1] >= when[k] for k in range(29))
+    for i in (97, 98, 99, 100):
+        while not pool.can_submit():
+            pool.wait(0.5)
+        pool.submit(_frame(i))
+    pool.drain()
+    pool.close()
+    assert got[-2:] == [97, 98] and 100 not in got
+    assert isinstance(pool.error, RuntimeError) and "frame 99" in str(pool.error)
