@@ -339,16 +339,21 @@ def test_lock_feet_blends_without_pops():
         assert accel[1] < 1.5 * accel[0]
 
 
-def test_lock_feet_lowers_the_root_when_the_legs_cannot_reach():
-    # standing on straight legs while the hips bob up 4 cm and sway 3 cm: locked feet
-    # cannot be reached without lowering the hips
+def bobbing_hips_on_straight_legs():
+    """1.5 s at 60 fps standing on straight legs while the hips bob up 4 cm and sway 3 cm,
+    both feet in contact throughout: ``(motion, contacts)``."""
     sk = canonical_skeleton()
     T, fps = 90, 60.0
     t = np.arange(T) / fps
     rot = np.tile(Q_IDENTITY, (T, len(sk), 1))
     root = np.stack([0.03 * np.sin(2 * np.pi * t), 0.93 + 0.02 * (1 - np.cos(3 * np.pi * t)), np.zeros(T)], 1)
-    m = Motion(sk, rot, root, fps)
-    contacts = {s: np.ones(T, bool) for s in SIDES}
+    return Motion(sk, rot, root, fps), {s: np.ones(T, bool) for s in SIDES}
+
+
+def test_lock_feet_lowers_the_root_when_the_legs_cannot_reach():
+    # standing on straight legs while the hips bob up 4 cm and sway 3 cm: locked feet
+    # cannot be reached without lowering the hips
+    m, contacts = bobbing_hips_on_straight_legs()
     assert foot_skate(m, contacts)["slide_cm_mean"] > 10.0
     fixed = lock_feet(m, contacts)
     skate = foot_skate(fixed, contacts)
@@ -385,13 +390,7 @@ def test_lock_feet_can_hold_only_the_horizontal_plant():
 def test_lock_feet_can_leave_the_root_alone():
     """``max_root_shift_m=0``: the root is not moved to let the legs reach; the legs stretch
     straight towards their plants and stop short (the foot slides by the shortfall)."""
-    sk = canonical_skeleton()
-    T, fps = 90, 60.0
-    t = np.arange(T) / fps
-    rot = np.tile(Q_IDENTITY, (T, len(sk), 1))
-    root = np.stack([0.03 * np.sin(2 * np.pi * t), 0.93 + 0.02 * (1 - np.cos(3 * np.pi * t)), np.zeros(T)], 1)
-    m = Motion(sk, rot, root, fps)
-    contacts = {s: np.ones(T, bool) for s in SIDES}
+    m, contacts = bobbing_hips_on_straight_legs()
     fixed = lock_feet(m, contacts, max_root_shift_m=0.0)
     np.testing.assert_allclose(fixed.root_positions, m.root_positions, atol=1e-12)
     before, after = foot_skate(m, contacts), foot_skate(fixed, contacts)
