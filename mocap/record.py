@@ -321,21 +321,21 @@ class TrackerPool:
     alone (``alone_ms``) and of one that overlapped another (``overlap_ms``); a frame
     may start beside a busy tracker only while ``overlap_ms < max_ratio x alone_ms``
     (with ``max_ratio`` 1.8, two overlapped frames then finish in less time than two
-    alone would, with a margin). While overlapping is off it is tried again for a few
-    frames every ``probe_s`` seconds, so the pool follows the machine's load. Each
+    alone would, with a margin). Every ``probe_s`` seconds the mode not chosen runs for
+    ``probe_frames`` frames, whose times replace the old mean (``probe_ema``), and a
+    graph's first ``warmup_frames`` are left out, so both means stay current and the
+    pool follows the machine's load. Each
     tracker sees an increasing subset of the frames (video mode, its own landmark
     smoothing and region-of-interest tracking); :class:`SeamFilter` removes the offset
     between two trackers taking turns.
 
     :meth:`submit` hands a frame to tracker 0 when it is free, else to the idle tracker
     (call it only when :meth:`can_submit`). Finished frames leave in capture order, never
-    one whose predecessor is still being tracked: with ``on_result(item, lm)`` the
-    tracker thread that completes the sequence calls it at once (what ``record`` does:
-    a frame must not wait for the main loop to wake up; an exception from a tracker or
-    the callback stops the hand-over and is kept in ``error``; :meth:`drain` waits for
-    the rest); without it :meth:`results` returns them, and raises a tracker's exception
-    after the frames tracked before it. :meth:`wait` blocks until a frame may be
-    submitted or a result is ready.
+    one whose predecessor is still being tracked: the tracker thread that completes the
+    sequence calls ``on_result(item, lm)`` at once (a frame must not wait for the main
+    loop to wake up). An exception from a tracker or from the callback stops the
+    hand-over, after the frames before it, and is kept in ``error``; :meth:`drain` waits
+    for the frames in flight; :meth:`wait` blocks until a frame may be submitted.
     """
 
     def __init__(self, trackers: list[LiveTracker], *, on_result=None, adaptive: bool = True, max_ratio: float = 1.8,
@@ -409,12 +409,10 @@ class TrackerPool:
         with self._cond:
             return self._can_submit()
 
-    def in_flight(self) -> int:
-        with self._cond:
-            return self._seq_in - self._seq_out
-
     def submit(self, item: Captured) -> None:
         with self._cond:
+            if self.on_result is None:
+                raise RuntimeError("TrackerPool.submit before on_result is set")
             if all(self._busy):  # (whether to overlap was decided by can_submit, which may probe)
                 raise RuntimeError("TrackerPool.submit with every tracker busy")
             i = 0 if not self._busy[0] else self._busy.index(False)
@@ -433,31 +431,8 @@ class TrackerPool:
 
     def wait(self, timeout: float) -> None:
         with self._cond:
-            if not self._can_submit() and self._seq_out not in self._done:
+            if not self._can_submit() and self.error is None:
                 self._cond.wait(timeout)
-
-    def results(self, *, block: bool = False, timeout: float = 5.0) -> list[tuple[Captured, dict[str, Any]]]:
-        """Finished frames in capture order. ``block``: wait (up to ``timeout`` s per
-        frame) until every submitted frame is done (to drain the pool at the end)."""
-        out = []
-        with self._cond:
-            while True:
-                if self._seq_out in self._done:
-                    item, lm = self._done[self._seq_out]
-                    if isinstance(lm, BaseException):
-                        if out:  # the frames before the failure first; the error on the next call
-                            return out
-                        del self._done[self._seq_out]
-                        self._seq_out += 1
-                        raise lm
-                    del self._done[self._seq_out]
-                    self._seq_out += 1
-                    out.append((item, lm))
-                elif block and self._seq_out < self._seq_in:
-                    if not self._cond.wait(timeout):
-                        raise TrackingError(f"a tracker did not finish frame {self._seq_out} within {timeout:g} s")
-                else:
-                    return out
 
     def _run(self, i: int) -> None:
         tracker = self.trackers[i]
@@ -483,20 +458,14 @@ class TrackerPool:
                 w = self.probe_ema if self._probe_job[i] else self.ema
                 if self._overlapped[i]:
                     self.overlapped_frames += 1
-                if self._tracked[i] <= self.warmup_frames:
-                    pass
-                elif self._overlapped[i]:
-                    self._n_overlap += 1
-                    self.overlap_ms = ms if self.overlap_ms is None else self.overlap_ms + w * (ms - self.overlap_ms)
-                else:
-                    self._n_alone += 1
-                    self.alone_ms = ms if self.alone_ms is None else self.alone_ms + w * (ms - self.alone_ms)
+                if self._tracked[i] > self.warmup_frames:
+                    if self._overlapped[i]:
+                        self._n_overlap += 1
+                        self.overlap_ms = ms if self.overlap_ms is None else self.overlap_ms + w * (ms - self.overlap_ms)
+                    else:
+                        self._n_alone += 1
+                        self.alone_ms = ms if self.alone_ms is None else self.alone_ms + w * (ms - self.alone_ms)
                 self._done[seq] = (item, res)
-                if self.on_result is None:
-                    self._jobs[i] = None
-                    self._busy[i] = False
-                    self._cond.notify_all()
-                    continue
             self._emit()  # this tracker counts as busy meanwhile (the solve, when not pipelined)
             with self._cond:
                 self._jobs[i] = None
